@@ -1,0 +1,42 @@
+# Keel: `make demo` and `make test` are all a fresh machine needs.
+# The environment lives in .venv/ and is rebuilt only when pyproject.toml changes.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+KEEL := $(VENV)/bin/keel
+STAMP := $(VENV)/.installed
+
+# Python 3.12: python3.12 on PATH, else pyenv's 3.12 (these machines have 3.12.1 under pyenv).
+PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $(HOME)/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
+
+.PHONY: venv demo test test-fast bench lab mlflow-ui clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (looked for python3.12 on PATH and ~/.pyenv/versions/3.12*)"; exit 2; }
+	@test -x $(PYTHON) || $(PYTHON312) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e .
+	@touch $(STAMP)
+
+demo: venv
+	$(KEEL) demo
+
+test: venv
+	$(VENV)/bin/pytest
+
+test-fast: venv
+	$(VENV)/bin/pytest -m "not slow"
+
+bench: venv
+	$(PYTHON) -m bench
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+mlflow-ui: venv
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/var/mlflow.db
+
+clean:
+	rm -rf var/
