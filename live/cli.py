@@ -1,0 +1,64 @@
+"""``keel live``: run a variant live (emulator or venue) and record the session."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``live`` command to the ``keel`` app."""
+    app.command(name="live")(live)
+
+
+def live(
+    variant: Annotated[Path, typer.Argument(help="Variant file (YAML), the same one a backtest runs.")],
+    env: Annotated[
+        str,
+        typer.Option(help="Environment: 'emulator' (configs/env/emulator.yaml) or the path of an environment file."),
+    ] = "emulator",
+    catalog: Annotated[Path | None, typer.Option(help="Catalog the emulator replays (overrides the env).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds from node start.")] = None,
+    speed: Annotated[float | None, typer.Option(help="Emulator replay speed (1.0 = real time).")] = None,
+    slippage_bps: Annotated[float | None, typer.Option(help="Emulator fault knob: market-fill slippage, bp.")] = None,
+    drop_fill_every: Annotated[
+        int | None,
+        typer.Option(help="Emulator fault knob: drop the report of every N-th fill."),
+    ] = None,
+    session_dir: Annotated[Path | None, typer.Option(help="Session folder to create (default under $KEEL_HOME/sessions).")] = None,
+) -> None:
+    """
+    Run a variant live and record the session (orders, fills, market data) into a session folder.
+
+    With --env emulator the node trades the loopback Binance spot emulator replaying a catalog, until the
+    replay ends or --duration elapses; the strategy closes out on stop. Prints the session folder and a
+    summary: orders, fills, final position, realized P&L.
+    """
+    from keel.live.environment import EnvironmentFileError
+    from keel.live.session import EmulatorOverrides
+    from keel.live.session import LiveSessionError
+    from keel.live.session import run_live_session
+    from keel.variant import VariantError
+
+    overrides = EmulatorOverrides(catalog=catalog, speed=speed, slippage_bps=slippage_bps, drop_fill_every=drop_fill_every)
+    try:
+        result = run_live_session(variant, env, session_dir=session_dir, duration=duration, overrides=overrides)
+    except (VariantError, EnvironmentFileError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    except LiveSessionError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"session: {result.session_dir}")
+    rows = [
+        ("orders", str(result.orders)),
+        ("fills", str(result.fills)),
+        ("final position", result.final_position),
+        ("realized P&L", result.realized_pnl),
+        ("flat after stop", "yes" if result.flat else "NO"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        typer.echo(f"  {name:<{width}}  {value}")
+    if not result.flat:
+        raise typer.Exit(code=1)
