@@ -169,7 +169,8 @@ def build_node_config(
     return TradingNodeConfig(
         trader_id=trader_id_for(variant.name, environment.name),
         logging=LoggingConfig(
-            log_level=environment.log_level,
+            # The console only shows problems; node.log gets the environment's level.
+            log_level="WARNING" if log_directory is not None else environment.log_level,
             log_level_file=environment.log_level if log_directory is not None else None,
             log_directory=str(log_directory) if log_directory is not None else None,
             log_file_name=NODE_LOG_NAME if log_directory is not None else None,

@@ -1,0 +1,199 @@
+"""Live sessions end to end: the real nautilus Binance adapter against the loopback emulator, and failures."""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import typer
+import yaml
+from nautilus_trader.model.book import OrderBook
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from typer.testing import CliRunner
+
+from keel.fills import read_fills
+from keel.live import cli as live_cli
+from keel.live.environment import load_environment
+from keel.live.node import NodeSetupError
+from keel.live.node import check_redis
+from keel.live.recorder import BOOK_SUMMARY_LEVELS
+from keel.live.session import LiveSessionError
+from keel.live.session import run_live_session
+from keel.live.session_layout import CATALOG_DIR
+from keel.live.session_layout import FILLS_PARQUET
+from keel.live.session_layout import NODE_LOG
+from keel.live.session_layout import ORDERS_PARQUET
+from keel.live.session_layout import SESSION_JSON
+from keel.live.session_layout import VARIANT_YAML
+from keel.settings import CONFIGS_DIR
+
+BTCUSDT = "BTCUSDT.BINANCE"
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def redis_service() -> None:
+    """Fail (not skip) with a clear message when Redis is not on 127.0.0.1:6379."""
+    try:
+        check_redis(load_environment("emulator").state)
+    except NodeSetupError as error:
+        pytest.fail(f"requires_redis: {error}")
+
+
+@pytest.fixture
+def probe_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A variant of the probe strategy: buy on the 5th trade, keep the position for the close-on-stop."""
+    monkeypatch.syspath_prepend(str(HERE))  # the node's child process inherits sys.path
+    path = tmp_path / "probe_btcusdt.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "probe_btcusdt",
+                "strategy": {
+                    "strategy_path": "probe_strategy:ProbeStrategy",
+                    "config_path": "probe_strategy:ProbeStrategyConfig",
+                    "config": {"instrument_id": BTCUSDT, "trade_size": "0.0002", "entry_trade": 5, "exit_trade": 10**9},
+                },
+            },
+        ),
+    )
+    return path
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+    live_cli.register(app)
+
+    @app.command()
+    def other() -> None:  # a second command keeps typer in sub-command mode, as in the keel app
+        """Unused."""
+
+    return app
+
+
+def _assert_secret_absent(folder: Path, secret: str) -> None:
+    needle = secret.encode()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), f"API secret found in {path}"
+
+
+def _emulator_env(tmp_path: Path, catalog: Path, start: str, end: str, speed: float) -> Path:
+    document = yaml.safe_load((CONFIGS_DIR / "env" / "emulator.yaml").read_text())
+    document["emulator"] |= {"catalog": str(catalog), "start": start, "end": end, "speed": speed}
+    path = tmp_path / "emulator.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_emulator_session_trades_records_and_closes_out(
+    redis_service: None,
+    probe_variant: Path,
+    sample_catalog: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import keel.live.credentials as credentials_module
+
+    secrets_made = []
+    generate = credentials_module.generate_credentials
+
+    def remember(key_type: str):  # the test needs the secret to prove it was never written anywhere
+        credentials = generate(key_type)
+        secrets_made.append(credentials.api_secret)
+        return credentials
+
+    monkeypatch.setattr("keel.live.session.resolve_credentials", lambda config: remember(config.key_type))
+    env_path = _emulator_env(tmp_path, sample_catalog, "2024-08-08T23:54:15Z", "2024-08-08T23:56:15Z", speed=10.0)
+    session_dir = tmp_path / "session"
+
+    result = CliRunner().invoke(
+        _cli(),
+        ["live", str(probe_variant), "--env", str(env_path), "--session-dir", str(session_dir)],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"session: {session_dir}" in result.output
+    session = json.loads((session_dir / SESSION_JSON).read_text())
+    assert session["status"] == "completed"
+    assert session["after_stop"]["flat"] is True
+    assert session["after_stop"]["open_orders"] == [] and session["after_stop"]["open_positions"] == []
+    assert session["emulator"]["speed"] == 10.0 and session["emulator"]["drop_fill_every"] == 0
+    assert (session_dir / VARIANT_YAML).is_file() and (session_dir / NODE_LOG).stat().st_size > 0
+
+    fills = read_fills(session_dir / FILLS_PARQUET)
+    assert fills["order_side"].to_list() == ["BUY", "SELL"]  # the entry, then the close-on-stop
+    assert fills["last_qty"].to_list() == [0.0002, 0.0002]
+    orders = pl.read_parquet(session_dir / ORDERS_PARQUET)
+    assert set(orders.filter(pl.col("event_type") == "OrderFilled")["client_order_id"]) == set(fills["client_order_id"])
+
+    catalog = ParquetDataCatalog(str(session_dir / CATALOG_DIR))
+    assert [str(i.id) for i in catalog.instruments()] == [BTCUSDT]
+    counts = session["counts"]["records"]
+    assert len(catalog.trade_ticks([BTCUSDT])) == counts["TradeTick"][BTCUSDT] > 0
+    assert len(catalog.quote_ticks([BTCUSDT])) == counts["QuoteTick"][BTCUSDT] > 0
+    deltas = catalog.order_book_deltas([BTCUSDT])
+    assert len(deltas) == counts["OrderBookDelta"][BTCUSDT] > 0
+    book = OrderBook(InstrumentId.from_str(BTCUSDT), BookType.L2_MBP)
+    for delta in deltas:
+        book.apply_delta(delta)
+    final = session["final_books"][BTCUSDT]
+    assert [[str(level.price), str(level.size())] for level in book.bids()[:BOOK_SUMMARY_LEVELS]] == final["bids"]
+    assert [[str(level.price), str(level.size())] for level in book.asks()[:BOOK_SUMMARY_LEVELS]] == final["asks"]
+
+    assert len(secrets_made) == 1
+    _assert_secret_absent(session_dir, secrets_made[0])
+
+
+@pytest.mark.requires_redis
+def test_node_that_cannot_connect_fails_clearly(
+    redis_service: None,
+    probe_variant: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "d2-test-secret-0123456789"
+    monkeypatch.setenv("KEEL_TEST_KEY", "d2-test-key")
+    monkeypatch.setenv("KEEL_TEST_SECRET", secret)
+    env_path = tmp_path / "unreachable.yaml"
+    env_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "unreachable",
+                "kind": "live",
+                "credentials": {"source": "env", "api_key_env": "KEEL_TEST_KEY", "api_secret_env": "KEEL_TEST_SECRET"},
+                # nothing listens on port 9: the clients cannot connect
+                "endpoints": {"http": "http://127.0.0.1:9", "ws_stream": "ws://127.0.0.1:9", "ws_api": "ws://127.0.0.1:9/ws-api/v3"},
+                "timeouts": {"connection": 1.0, "watchdog": 2.0, "post_stop": 0.5, "disconnection": 1.0},
+            },
+        ),
+    )
+    session_dir = tmp_path / "session"
+
+    with pytest.raises(LiveSessionError, match="did not come up within 2s: the data client is not connected") as failure:
+        run_live_session(probe_variant, env_path, session_dir=session_dir, duration=30.0)
+
+    assert failure.value.session_dir == session_dir.resolve()
+    session = json.loads((session_dir / SESSION_JSON).read_text())
+    assert session["status"] == "failed"
+    assert session["after_stop"]["strategy_states"] == {"ProbeStrategy-000": "READY"}
+    assert (session_dir / NODE_LOG).stat().st_size > 0
+    _assert_secret_absent(session_dir, secret)
+
+
+def test_cli_names_a_missing_variant_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["live", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 2
+    assert "missing.yaml: variant file not found" in result.output
+
+
+def test_cli_names_a_bad_environment_field(probe_variant: Path, tmp_path: Path) -> None:
+    env_path = tmp_path / "env.yaml"
+    env_path.write_text(yaml.safe_dump({"name": "x", "kind": "emulator"}))
+    result = CliRunner().invoke(_cli(), ["live", str(probe_variant), "--env", str(env_path)])
+    assert result.exit_code == 2
+    assert "env.yaml" in result.output and "credentials" in result.output
