@@ -23,16 +23,16 @@ def live(
     slippage_bps: Annotated[float | None, typer.Option(help="Emulator fault knob: market-fill slippage, bp.")] = None,
     drop_fill_every: Annotated[
         int | None,
-        typer.Option(help="Emulator fault knob: drop the report of every N-th fill."),
+        typer.Option(help="Emulator fault knob: every N-th order that would fill expires unfilled."),
     ] = None,
     session_dir: Annotated[Path | None, typer.Option(help="Session folder to create (default under $KEEL_HOME/sessions).")] = None,
 ) -> None:
     """
     Run a variant live and record the session (orders, fills, market data) into a session folder.
 
-    With --env emulator the node trades the loopback Binance spot emulator replaying a catalog, until the
-    replay ends or --duration elapses; the strategy closes out on stop. Prints the session folder and a
-    summary: orders, fills, final position, realized P&L.
+    With --env emulator the node trades the loopback Binance spot emulator replaying a catalog.
+    It stops when the replay ends or --duration elapses; the strategy closes out on stop.
+    Prints the session folder and a summary: orders, fills, final position, realized P&L.
     """
     from keel.live.environment import EnvironmentFileError
     from keel.live.session import EmulatorOverrides

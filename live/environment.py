@@ -158,7 +158,7 @@ class EmulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     slippage_bps : float
         Fault knob: market fills are worse by this many basis points.
     drop_fill_every : int
-        Fault knob: the emulator drops the executionReport of every N-th fill (0 = never).
+        Fault knob: every N-th order that would fill expires unfilled instead (0 = never).
     order_latency_ms : float
         Fault knob: delay before the emulator acts on an order request.
     require_ed25519_logon : bool

@@ -70,7 +70,7 @@ class EmulatorOverrides:
     slippage_bps : float, optional
         Market-fill slippage in basis points.
     drop_fill_every : int, optional
-        Drop every N-th fill report.
+        Every N-th order that would fill expires unfilled instead.
     order_latency_ms : float, optional
         Delay before the emulator acts on an order.
     """
