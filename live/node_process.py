@@ -127,12 +127,15 @@ def _run(
     node.trader.add_actor(recorder)
     loop = node.get_event_loop()
     stopping = False
+    came_up = False
 
     def stop(reason: str | None) -> None:
         nonlocal stopping
         if stopping:
             return
         stopping = True
+        if reason is None and not came_up:
+            reason = f"node stopped before it came up: {startup_failure(node)}"
         if reason is not None:
             outcome.failure = reason
         node.stop()
@@ -145,6 +148,8 @@ def _run(
     deadline = None if job.duration_secs is None else time.monotonic() + job.duration_secs
 
     def poll() -> None:
+        nonlocal came_up
+        came_up = came_up or startup_failure(node) is None
         if stop_requested.is_set() or (deadline is not None and time.monotonic() >= deadline):
             stop(None)
             return

@@ -128,6 +128,9 @@ def run_live_session(
     """
     Run ``variant_path`` live in the environment ``env_path`` and record the session.
 
+    The node runs in a child process (``spawn``), so a script calling this must do so under
+    ``if __name__ == "__main__":``; the ``keel`` command, pytest and notebooks need nothing.
+
     Parameters
     ----------
     variant_path : str or Path
