@@ -1,0 +1,134 @@
+"""Trend following: go long when a fast EMA of trade prices rises above a slow one, go flat when it falls below."""
+
+from decimal import ROUND_CEILING
+from decimal import Decimal
+
+from nautilus_trader.config import NonNegativeFloat
+from nautilus_trader.config import PositiveInt
+from nautilus_trader.indicators import ExponentialMovingAverage
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.trading.config import StrategyConfig
+from nautilus_trader.trading.strategy import Strategy
+
+
+class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
+    """
+    Configuration for ``EMACross``.
+
+    Parameters
+    ----------
+    instrument_id : InstrumentId
+        The instrument to trade (a spot pair: the strategy is long-only).
+    fast_period : PositiveInt, default 50
+        Period of the fast EMA, in trades.
+    slow_period : PositiveInt, default 200
+        Period of the slow EMA, in trades; must exceed ``fast_period``.
+    entry_threshold_bps : NonNegativeFloat, default 1.0
+        How far (basis points of the slow EMA) the fast EMA must be above the slow one to enter, and below it
+        to exit. A band around zero stops the strategy flip-flopping on noise.
+    trade_size : Decimal, optional
+        Order quantity. None trades the smallest quantity the venue accepts (minimum quantity and minimum
+        notional at the current price), which is how a variant trades until its edge is proven.
+    min_notional_buffer : NonNegativeFloat, default 0.01
+        Fraction added on top of the minimum notional when sizing, so that the price moving between the
+        decision and the fill cannot push a minimum-size order below the venue's minimum notional.
+    manage_stop : bool, default True
+        Close on stop: stopping the strategy cancels its orders and closes its position first.
+
+    """
+
+    instrument_id: InstrumentId
+    fast_period: PositiveInt = 50
+    slow_period: PositiveInt = 200
+    entry_threshold_bps: NonNegativeFloat = 1.0
+    trade_size: Decimal | None = None
+    min_notional_buffer: NonNegativeFloat = 0.01
+    manage_stop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fast_period >= self.slow_period:
+            raise ValueError(
+                f"fast_period ({self.fast_period}) must be less than slow_period ({self.slow_period})",
+            )
+
+
+class EMACross(Strategy):
+    """
+    Long-only EMA cross on trade ticks, one market order at a time.
+
+    Decisions depend only on the trade stream and the strategy's own orders and position, never on the wall
+    clock, so a backtest over a recorded live session takes the same decisions as the live node did.
+    """
+
+    def __init__(self, config: EMACrossConfig) -> None:
+        super().__init__(config)
+        self.fast_ema = ExponentialMovingAverage(config.fast_period)
+        self.slow_ema = ExponentialMovingAverage(config.slow_period)
+        self.instrument: Instrument | None = None
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.config.instrument_id)
+        if self.instrument is None:
+            self.log.error(f"No instrument {self.config.instrument_id} in the cache: stopping")
+            self.stop()
+            return
+        self.register_indicator_for_trade_ticks(self.config.instrument_id, self.fast_ema)
+        self.register_indicator_for_trade_ticks(self.config.instrument_id, self.slow_ema)
+        self.subscribe_trade_ticks(self.config.instrument_id)
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        if not self.indicators_initialized() or self.is_exiting():
+            return
+        # One order at a time: with an order in flight the position is about to change, and acting on the
+        # stale position is how latency differences between backtest and live turn into double orders.
+        if self.cache.orders_inflight(strategy_id=self.id) or self.cache.orders_open(strategy_id=self.id):
+            return
+        spread_bps = (self.fast_ema.value - self.slow_ema.value) / self.slow_ema.value * 10_000
+        threshold = self.config.entry_threshold_bps
+        if self.portfolio.is_flat(self.config.instrument_id):
+            if spread_bps > threshold:
+                self._buy(tick)
+        elif spread_bps < -threshold:
+            self.close_all_positions(self.config.instrument_id)
+
+    def _buy(self, tick: TradeTick) -> None:
+        order = self.order_factory.market(
+            instrument_id=self.config.instrument_id,
+            order_side=OrderSide.BUY,
+            quantity=self.order_quantity(float(tick.price)),
+            time_in_force=TimeInForce.GTC,
+        )
+        self.submit_order(order)
+
+    def order_quantity(self, price: float) -> Quantity:
+        """
+        Return the order quantity at ``price``: ``trade_size``, or the smallest size the venue accepts.
+
+        Either way the result is a multiple of the size increment and meets the instrument's minimum
+        quantity and minimum notional (with ``min_notional_buffer`` on top).
+        """
+        instrument = self.instrument
+        step = instrument.size_increment.as_decimal()
+        needed = instrument.min_quantity.as_decimal() if instrument.min_quantity is not None else step
+        if instrument.min_notional is not None:
+            notional = instrument.min_notional.as_decimal() * Decimal(str(1 + self.config.min_notional_buffer))
+            needed = max(needed, notional / Decimal(str(price)))
+        if self.config.trade_size is not None:
+            needed = max(needed, self.config.trade_size)
+        steps = (needed / step).to_integral_value(rounding=ROUND_CEILING)
+        return instrument.make_qty(steps * step)
+
+    def on_stop(self) -> None:
+        # With manage_stop the market exit already ran; this also covers manage_stop=False.
+        self.cancel_all_orders(self.config.instrument_id)
+        self.close_all_positions(self.config.instrument_id)
+        self.unsubscribe_trade_ticks(self.config.instrument_id)
+
+    def on_reset(self) -> None:
+        self.fast_ema.reset()
+        self.slow_ema.reset()
