@@ -17,6 +17,8 @@ from typing import Any
 from nautilus_trader.live.config import TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.position import Position
 
 from keel.live.credentials import ApiCredentials
 from keel.live.environment import LiveEnvironment
@@ -76,6 +78,8 @@ class NodeOutcome:
         State of each strategy when the node stopped.
     open_positions : list[str]
         Positions still open after stop (close-on-stop leaves none).
+    dust_positions : list[str]
+        Positions left after stop that no order can close (below the venue's size or notional minimum).
     open_orders : list[str]
         Orders still working after stop (close-on-stop leaves none).
     net_positions : dict[str, str]
@@ -91,6 +95,7 @@ class NodeOutcome:
     failure: str | None = None
     strategy_states: dict[str, str] = field(default_factory=dict)
     open_positions: list[str] = field(default_factory=list)
+    dust_positions: list[str] = field(default_factory=list)
     open_orders: list[str] = field(default_factory=list)
     net_positions: dict[str, str] = field(default_factory=dict)
     realized_pnl: dict[str, str] = field(default_factory=dict)
@@ -170,8 +175,33 @@ def _run(
 def _inspect_after_stop(node: TradingNode, instrument_id: InstrumentId, outcome: NodeOutcome) -> None:
     cache = node.cache
     outcome.strategy_states = {str(key): value for key, value in node.trader.strategy_states().items()}
-    outcome.open_positions = [repr(position) for position in cache.positions_open()]
+    for position in cache.positions_open():
+        if is_dust(position, cache.instrument(position.instrument_id)):
+            outcome.dust_positions.append(repr(position))
+        else:
+            outcome.open_positions.append(repr(position))
     outcome.open_orders = [repr(order) for order in cache.orders_open()]
     outcome.net_positions = {instrument_id.value: str(node.portfolio.net_position(instrument_id))}
     realized = node.portfolio.realized_pnl(instrument_id)
     outcome.realized_pnl = {instrument_id.value: str(realized) if realized is not None else "0"}
+
+
+def is_dust(position: Position, instrument: Instrument | None) -> bool:
+    """
+    Return True if no order can close ``position``: the venue would refuse it by its size or notional filters.
+
+    Binance spot takes a buy's commission in the bought asset, so closing exactly what was bought is
+    impossible: the sell is rounded down to the size step and a remainder below the step (or below the
+    minimum quantity / notional) stays in the account. Such a position is reported as dust, not as open.
+    """
+    if instrument is None:
+        return False
+    if position.quantity < instrument.size_increment:
+        return True
+    closable = instrument.make_qty(position.quantity, round_down=True)
+    if closable == 0 or (instrument.min_quantity is not None and closable < instrument.min_quantity):
+        return True
+    if instrument.min_notional is not None:
+        notional = instrument.notional_value(closable, instrument.make_price(position.avg_px_open))
+        return notional < instrument.min_notional
+    return False

@@ -360,6 +360,7 @@ def _session_document(
         "after_stop": {
             "flat": not outcome.open_positions and not outcome.open_orders,
             "open_positions": outcome.open_positions,
+            "dust_positions": outcome.dust_positions,
             "open_orders": outcome.open_orders,
             "net_positions": outcome.net_positions,
             "realized_pnl": outcome.realized_pnl,

@@ -47,14 +47,17 @@ class ProbeStrategy(Strategy):
         if self._trades_seen == self.config.entry_trade:
             self._market(OrderSide.BUY)
         elif self._trades_seen == self.config.exit_trade:
-            self._market(OrderSide.SELL)
+            for position in self.cache.positions_open(instrument_id=self.config.instrument_id, strategy_id=self.id):
+                self._market(position.closing_order_side(), position.quantity.as_decimal())
 
     def on_stop(self) -> None:
         self.cancel_all_orders(self.config.instrument_id)
-        self.close_all_positions(self.config.instrument_id)
+        for position in self.cache.positions_open(instrument_id=self.config.instrument_id, strategy_id=self.id):
+            # Binance spot takes the buy commission in BTC: sell what is held, rounded down to the size step.
+            self._market(position.closing_order_side(), position.quantity.as_decimal())
         self.unsubscribe_trade_ticks(self.config.instrument_id)
 
-    def _market(self, side: OrderSide) -> None:
+    def _market(self, side: OrderSide, quantity: Decimal | None = None) -> None:
         instrument = self.cache.instrument(self.config.instrument_id)
-        order = self.order_factory.market(self.config.instrument_id, side, instrument.make_qty(self.config.trade_size))
-        self.submit_order(order)
+        size = instrument.make_qty(quantity if quantity is not None else self.config.trade_size, round_down=True)
+        self.submit_order(self.order_factory.market(self.config.instrument_id, side, size))
