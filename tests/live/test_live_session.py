@@ -203,3 +203,32 @@ def test_cli_names_a_bad_environment_field(probe_variant: Path, tmp_path: Path) 
     result = CliRunner().invoke(_cli(), ["live", str(probe_variant), "--env", str(env_path)])
     assert result.exit_code == 2
     assert "env.yaml" in result.output and "credentials" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_fault_knobs_reach_the_emulator_and_the_session_record(
+    redis_service: None,
+    probe_variant: Path,
+    sample_catalog: Path,
+    tmp_path: Path,
+) -> None:
+    env_path = _emulator_env(tmp_path, sample_catalog, "2024-08-08T23:54:15Z", "2024-08-08T23:55:15Z", speed=10.0)
+    session_dir = tmp_path / "session"
+
+    result = CliRunner().invoke(
+        _cli(),
+        [
+            "live", str(probe_variant), "--env", str(env_path), "--session-dir", str(session_dir),
+            "--drop-fill-every", "1", "--slippage-bps", "5",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    session = json.loads((session_dir / SESSION_JSON).read_text())
+    assert (session["emulator"]["drop_fill_every"], session["emulator"]["slippage_bps"]) == (1, 5.0)
+    # Every order that would fill expires unfilled: the entry never fills, nothing is left to close.
+    orders = pl.read_parquet(session_dir / ORDERS_PARQUET)
+    assert "OrderExpired" in orders["event_type"].to_list()
+    assert read_fills(session_dir / FILLS_PARQUET).height == 0
+    assert session["after_stop"]["flat"] is True
