@@ -217,7 +217,7 @@ class BinanceSpotEmulator:
         try:
             command = json.loads(text)
             method, params, command_id = command["method"], command.get("params") or [], command.get("id")
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             return {"error": {"code": 3, "msg": "Invalid JSON: expected {\"method\", \"params\", \"id\"}"}}
         self._log(str(method), "/stream", {"params": params})
         if method == "SUBSCRIBE":

@@ -90,6 +90,8 @@ class WsApi:
         request_id = request.get("id")
         method = request.get("method", "")
         params = request.get("params") or {}
+        if not isinstance(params, dict):
+            return _error_reply(request_id, WsApiError(400, -1100, "Malformed request: 'params' must be a JSON object."))
         self._log_request(str(method), "/ws-api/v3", {k: v for k, v in params.items() if k not in ("signature", "apiKey")})
         try:
             result = self._dispatch(socket, str(method), params)

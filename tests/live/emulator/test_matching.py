@@ -246,3 +246,16 @@ def test_drop_fill_every_expires_every_nth_order_that_would_fill(sample_btc_book
     assert statuses == ["FILLED", "EXPIRED", "FILLED", "EXPIRED"]
     assert len(engine.fills("BTCUSDT")) == 2
     assert engine.balances.locked("USDT") == 0
+
+
+def test_quote_quantity_market_buy_spends_at_most_the_quote_amount(sample_btc_book: tuple) -> None:
+    engine = make_engine(sample_btc_book, USDT="1000")
+    request = NewOrder(symbol="BTCUSDT", side=BUY, order_type="MARKET", client_order_id="q", quote_order_qty=Decimal("100"))
+
+    placed, events = engine.submit(request, NOW)
+
+    assert placed.status == "FILLED"
+    assert placed.quantity == Decimal("0.00161")  # 100 / 61837.64 = 0.0016171..., down to the 0.00001 step
+    assert placed.cumulative_quote_qty <= Decimal("100")
+    assert engine.balances.free("USDT") == Decimal("1000") - placed.cumulative_quote_qty
+    assert engine.balances.locked("USDT") == 0

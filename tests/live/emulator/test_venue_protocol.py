@@ -237,3 +237,17 @@ def test_config_refuses_non_loopback_hosts(sample_catalog: Path) -> None:
         config(sample_catalog, host="0.0.0.0")
     with pytest.raises(ValueError, match="host"):
         config(sample_catalog, host="example.com")
+
+
+def test_order_latency_delays_processing_of_orders(sample_catalog: Path) -> None:
+    latency_ms = 300
+
+    async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
+        order_query = hmac_signed(timestamped(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.00100"))
+        status, placed = await rest(session, "POST", f"{emulator.http_url}/api/v3/order", order_query)
+        (received,) = [record for record in emulator.request_log if record.path == "/api/v3/order"]
+        assert status == 200
+        # The venue stamps the order when it processes it, at least the injected latency after receipt.
+        assert placed["transactTime"] - received.time_ns // 1_000_000 >= latency_ms
+
+    run_with_emulator(config(sample_catalog, order_latency_ms=float(latency_ms)), body)
