@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from keel.live.emulator.book import BUY
+from keel.live.emulator.book import SELL
 from keel.live.emulator.book import L2Book
 from keel.live.emulator.feed import DepthChange
 from keel.live.emulator.feed import QuotePrint
@@ -71,7 +72,7 @@ class MarketStreams:
         for side, price, quantity in change.levels:
             new.set_level(side, price, quantity)
         levels: list[tuple[str, Decimal, Decimal]] = []
-        for side in (BUY, "SELL"):
+        for side in (BUY, SELL):
             old_levels, new_levels = book.side(side), new.side(side)
             levels.extend((side, price, Decimal(0)) for price in old_levels if price not in new_levels)
             levels.extend((side, price, qty) for price, qty in new_levels.items() if old_levels.get(price) != qty)
@@ -112,7 +113,7 @@ class MarketStreams:
         self._last_diff_ids[symbol] = last
         name = symbol.lower()
         bids = {price: qty for side, price, qty in levels if side == BUY}
-        asks = {price: qty for side, price, qty in levels if side != BUY}
+        asks = {price: qty for side, price, qty in levels if side == SELL}
         self._send(f"{name}@depth@100ms", self._diff(spec, now_ms, first, last, bids, asks))
         pending = self._slow_diffs.setdefault(symbol, _PendingDiff(first_update_id=first))
         pending.last_update_id = last

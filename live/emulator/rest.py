@@ -16,6 +16,7 @@ from aiohttp import web
 from keel.live.emulator.balances import SpotBalances
 from keel.live.emulator.faults import Faults
 from keel.live.emulator.market import MarketStreams
+from keel.live.emulator.matching import ExecutionEvent
 from keel.live.emulator.matching import MatchingEngine
 from keel.live.emulator.matching import NewOrder
 from keel.live.emulator.matching import VenueEvent
@@ -254,7 +255,7 @@ class RestApi:
         await self._latency()
         order, events = self._engine.submit(request, now_ms())
         self._publish(events)
-        fills = [event.fill for event in events if getattr(event, "fill", None) is not None and event.order.order_id == order.order_id]
+        fills = [e.fill for e in events if isinstance(e, ExecutionEvent) and e.fill is not None and e.order.order_id == order.order_id]
         return new_order_json(order, fills, self._specs[symbol])
 
     async def _query_order(self, params: Params) -> Any:
@@ -273,14 +274,15 @@ class RestApi:
         await self._latency()
         order, events = self._engine.cancel(symbol, order_id, client_order_id, now_ms())
         self._publish(events)
-        return canceled_order_json(order, self._specs[symbol], events[0].cancel_client_order_id)
+        (canceled,) = [e for e in events if isinstance(e, ExecutionEvent)]
+        return canceled_order_json(order, self._specs[symbol], canceled.cancel_client_order_id)
 
     async def _cancel_open_orders(self, params: Params) -> Any:
         symbol = self._symbol(params)
         await self._latency()
         orders, events = self._engine.cancel_all(symbol, now_ms())
         self._publish(events)
-        cancel_ids = [event.cancel_client_order_id for event in events if getattr(event, "execution_type", "") == "CANCELED"]
+        cancel_ids = [e.cancel_client_order_id for e in events if isinstance(e, ExecutionEvent) and e.execution_type == "CANCELED"]
         return [canceled_order_json(order, self._specs[symbol], cancel_id) for order, cancel_id in zip(orders, cancel_ids, strict=True)]
 
     # -- helpers -------------------------------------------------------------------------------------------

@@ -251,3 +251,23 @@ def test_order_latency_delays_processing_of_orders(sample_catalog: Path) -> None
         assert placed["transactTime"] - received.time_ns // 1_000_000 >= latency_ms
 
     run_with_emulator(config(sample_catalog, order_latency_ms=float(latency_ms)), body)
+
+
+def test_cancel_all_open_orders_releases_every_lock(sample_catalog: Path) -> None:
+    async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
+        url = f"{emulator.http_url}/api/v3"
+        for client_id, price in (("rest-1", "50000.00"), ("rest-2", "50001.00")):
+            query = hmac_signed(timestamped(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.00100", price=price, newClientOrderId=client_id))
+            assert (await rest(session, "POST", f"{url}/order", query))[0] == 200
+        _, open_before = await rest(session, "GET", f"{url}/openOrders", hmac_signed(timestamped()))
+        status, canceled = await rest(session, "DELETE", f"{url}/openOrders", hmac_signed(timestamped(symbol="BTCUSDT")))
+        _, open_after = await rest(session, "GET", f"{url}/openOrders", hmac_signed(timestamped()))
+        _, history = await rest(session, "GET", f"{url}/allOrders", hmac_signed(timestamped(symbol="BTCUSDT", limit=1000)))
+        _, account = await rest(session, "GET", f"{url}/account", hmac_signed(timestamped()))
+
+        assert [o["clientOrderId"] for o in open_before] == ["rest-1", "rest-2"]
+        assert status == 200 and [o["origClientOrderId"] for o in canceled] == ["rest-1", "rest-2"]
+        assert open_after == [] and [o["status"] for o in history] == ["CANCELED", "CANCELED"]
+        assert {b["asset"]: b["locked"] for b in account["balances"]} == {"BTC": "0.00000000", "USDT": "0.00000000"}
+
+    run_with_emulator(config(sample_catalog), body)
