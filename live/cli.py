@@ -25,6 +25,10 @@ def live(
         int | None,
         typer.Option(help="Emulator fault knob: every N-th order that would fill expires unfilled."),
     ] = None,
+    order_latency_ms: Annotated[
+        float | None,
+        typer.Option(help="Emulator fault knob: delay before the emulator acts on an order, ms."),
+    ] = None,
     session_dir: Annotated[Path | None, typer.Option(help="Session folder to create (default under $KEEL_HOME/sessions).")] = None,
 ) -> None:
     """
@@ -40,7 +44,13 @@ def live(
     from keel.live.session import run_live_session
     from keel.variant import VariantError
 
-    overrides = EmulatorOverrides(catalog=catalog, speed=speed, slippage_bps=slippage_bps, drop_fill_every=drop_fill_every)
+    overrides = EmulatorOverrides(
+        catalog=catalog,
+        speed=speed,
+        slippage_bps=slippage_bps,
+        drop_fill_every=drop_fill_every,
+        order_latency_ms=order_latency_ms,
+    )
     try:
         result = run_live_session(variant, env, session_dir=session_dir, duration=duration, overrides=overrides)
     except (VariantError, EnvironmentFileError, ValueError) as error:

@@ -287,7 +287,8 @@ def _apply_overrides(environment: LiveEnvironment, overrides: EmulatorOverrides,
         settings = environment.emulator
     elif environment.emulator is None:
         raise LiveSessionError(
-            f"{env_file}: --catalog/--speed/--slippage-bps/--drop-fill-every only apply to an emulator environment",
+            f"{env_file}: --catalog/--speed/--slippage-bps/--drop-fill-every/--order-latency-ms only apply to an "
+            "emulator environment",
         )
     else:
         changes = {key: value for key, value in asdict(overrides).items() if value is not None}
