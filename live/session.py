@@ -56,6 +56,10 @@ class LiveSessionError(RuntimeError):
         self.session_dir = session_dir
 
 
+class SessionInputError(ValueError):
+    """A session argument is wrong: a bad override or duration, a missing catalog, a used session folder."""
+
+
 @dataclass(frozen=True)
 class EmulatorOverrides:
     """
@@ -150,17 +154,19 @@ def run_live_session(
     ------
     keel.variant.VariantError, keel.live.environment.EnvironmentFileError
         For a bad variant or environment file.
+    SessionInputError
+        For a bad override or duration, a missing catalog, or a session folder that is not empty.
     LiveSessionError
-        If the session cannot start (Redis down, catalog missing, folder not empty) or the node failed
-        (``session_dir`` then holds session.json with the failure and whatever was recorded).
+        If Redis is unreachable, or the node failed (``session_dir`` then holds session.json with the
+        failure and whatever was recorded).
     """
     environment = load_environment(env_path)
     variant = load_variant(variant_path)
     environment = _apply_overrides(environment, overrides, Path(resolve_environment_path(env_path)))
     if duration is not None and duration <= 0:
-        raise LiveSessionError(f"--duration must be > 0 seconds, got {duration}")
+        raise SessionInputError(f"--duration must be > 0 seconds, got {duration}")
     if environment.kind == "live" and duration is None:
-        raise LiveSessionError("a live environment needs --duration (there is no replay whose end stops it)")
+        raise SessionInputError("a live environment needs --duration (there is no replay whose end stops it)")
     try:
         check_redis(environment.state)
     except RuntimeError as error:
@@ -286,7 +292,7 @@ def _apply_overrides(environment: LiveEnvironment, overrides: EmulatorOverrides,
     if overrides.is_empty():
         settings = environment.emulator
     elif environment.emulator is None:
-        raise LiveSessionError(
+        raise SessionInputError(
             f"{env_file}: --catalog/--speed/--slippage-bps/--drop-fill-every/--order-latency-ms only apply to an "
             "emulator environment",
         )
@@ -300,12 +306,12 @@ def _apply_overrides(environment: LiveEnvironment, overrides: EmulatorOverrides,
     if settings.catalog is None:
         settings = msgspec.structs.replace(settings, catalog=str(default_catalog_path()))
     if not (Path(settings.catalog) / "data").is_dir():
-        raise LiveSessionError(
+        raise SessionInputError(
             f"emulator catalog {settings.catalog} has no data/ folder: ingest data first (keel data ingest) or "
             f"pass --catalog / set emulator.catalog in {env_file}",
         )
     if settings.speed <= 0:
-        raise LiveSessionError(f"--speed must be > 0, got {settings.speed}")
+        raise SessionInputError(f"--speed must be > 0, got {settings.speed}")
     return msgspec.structs.replace(environment, emulator=settings)
 
 
@@ -316,7 +322,7 @@ def _session_folder(session_dir: str | Path | None, variant_name: str, environme
     else:
         folder = Path(session_dir)
     if folder.exists() and any(folder.iterdir()):
-        raise LiveSessionError(f"session folder {folder} already exists and is not empty; choose another")
+        raise SessionInputError(f"session folder {folder} already exists and is not empty; choose another")
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
 

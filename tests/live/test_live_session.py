@@ -232,3 +232,9 @@ def test_fault_knobs_reach_the_emulator_and_the_session_record(
     assert "OrderExpired" in orders["event_type"].to_list()
     assert read_fills(session_dir / FILLS_PARQUET).height == 0
     assert session["after_stop"]["flat"] is True
+
+
+def test_cli_names_a_missing_catalog(probe_variant: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["live", str(probe_variant), "--catalog", str(tmp_path / "no_catalog")])
+    assert result.exit_code == 2
+    assert "no_catalog has no data/ folder" in result.output
