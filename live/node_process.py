@@ -146,7 +146,7 @@ def _run(
         node.stop()
 
     def watchdog() -> None:
-        problem = startup_failure(node)
+        problem = None if came_up else startup_failure(node)
         if problem is not None:
             stop(f"node did not come up within {environment.timeouts.watchdog:g}s: {problem}")
 
