@@ -37,8 +37,6 @@ class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
     min_notional_buffer : NonNegativeFloat, default 0.01
         Fraction added on top of the minimum notional when sizing, so that the price moving between the
         decision and the fill cannot push a minimum-size order below the venue's minimum notional.
-    manage_stop : bool, default True
-        Close on stop: stopping the strategy cancels its orders and closes its position first.
 
     """
 
@@ -48,7 +46,6 @@ class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
     entry_threshold_bps: NonNegativeFloat = 1.0
     trade_size: Decimal | None = None
     min_notional_buffer: NonNegativeFloat = 0.01
-    manage_stop: bool = True
 
     def __post_init__(self) -> None:
         if self.fast_period >= self.slow_period:
@@ -59,10 +56,15 @@ class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
 
 class EMACross(Strategy):
     """
-    Long-only EMA cross on trade ticks, one market order at a time.
+    Long-only EMA cross on trade ticks, one market order at a time, flat on stop.
 
     Decisions depend only on the trade stream and the strategy's own orders and position, never on the wall
     clock, so a backtest over a recorded live session takes the same decisions as the live node did.
+
+    Exits sell the position rounded down to the venue's size step. Binance takes the buy commission in the
+    bought asset, so a live position is slightly smaller than the quantity bought and off the step; selling
+    it exactly (as nautilus's ``close_all_positions``/``market_exit`` do) is rejected by the venue. The part
+    below one step is dust the venue will not trade, and counts as flat.
     """
 
     def __init__(self, config: EMACrossConfig) -> None:
@@ -82,7 +84,7 @@ class EMACross(Strategy):
         self.subscribe_trade_ticks(self.config.instrument_id)
 
     def on_trade_tick(self, tick: TradeTick) -> None:
-        if not self.indicators_initialized() or self.is_exiting():
+        if not self.indicators_initialized():
             return
         # One order at a time: with an order in flight the position is about to change, and acting on the
         # stale position is how latency differences between backtest and live turn into double orders.
@@ -90,24 +92,25 @@ class EMACross(Strategy):
             return
         spread_bps = (self.fast_ema.value - self.slow_ema.value) / self.slow_ema.value * 10_000
         threshold = self.config.entry_threshold_bps
-        if self.portfolio.is_flat(self.config.instrument_id):
+        sellable = self.sellable_quantity()
+        if sellable is None:
             if spread_bps > threshold:
-                self._buy(tick)
+                self._submit(OrderSide.BUY, self.order_quantity(float(tick.price)))
         elif spread_bps < -threshold:
-            self.close_all_positions(self.config.instrument_id)
+            self._submit(OrderSide.SELL, sellable)
 
-    def _buy(self, tick: TradeTick) -> None:
+    def _submit(self, side: OrderSide, quantity: Quantity) -> None:
         order = self.order_factory.market(
             instrument_id=self.config.instrument_id,
-            order_side=OrderSide.BUY,
-            quantity=self.order_quantity(float(tick.price)),
+            order_side=side,
+            quantity=quantity,
             time_in_force=TimeInForce.GTC,
         )
         self.submit_order(order)
 
     def order_quantity(self, price: float) -> Quantity:
         """
-        Return the order quantity at ``price``: ``trade_size``, or the smallest size the venue accepts.
+        Return the buy quantity at ``price``: ``trade_size``, or the smallest size the venue accepts.
 
         Either way the result is a multiple of the size increment and meets the instrument's minimum
         quantity and minimum notional (with ``min_notional_buffer`` on top).
@@ -123,10 +126,23 @@ class EMACross(Strategy):
         steps = (needed / step).to_integral_value(rounding=ROUND_CEILING)
         return instrument.make_qty(steps * step)
 
+    def sellable_quantity(self) -> Quantity | None:
+        """Return the long position rounded down to the size step, or None when that is below the venue minimum."""
+        instrument = self.instrument
+        net = self.portfolio.net_position(self.config.instrument_id)
+        if net < instrument.size_increment.as_decimal():
+            return None
+        quantity = instrument.make_qty(net, round_down=True)
+        if instrument.min_quantity is not None and quantity < instrument.min_quantity:
+            return None
+        return quantity
+
     def on_stop(self) -> None:
-        # With manage_stop the market exit already ran; this also covers manage_stop=False.
+        # Close on stop: no working order and no position is left behind.
         self.cancel_all_orders(self.config.instrument_id)
-        self.close_all_positions(self.config.instrument_id)
+        sellable = self.sellable_quantity() if self.instrument is not None else None
+        if sellable is not None:
+            self._submit(OrderSide.SELL, sellable)
         self.unsubscribe_trade_ticks(self.config.instrument_id)
 
     def on_reset(self) -> None:

@@ -1,0 +1,46 @@
+"""Stop every strategy at a given simulated time, so close-on-stop happens while market data still flows.
+
+A backtest that simply runs out of data stops its strategies after the last data point: their close-out
+orders then wait in the simulated latency queue forever and the run ends holding a position. Live, a node
+stops while the venue is still there and the close-out fills. This controller reproduces the live order of
+events: it stops the strategies shortly before the data ends.
+"""
+
+import pandas as pd
+from nautilus_trader.common.config import ActorConfig
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.trading.controller import Controller
+from nautilus_trader.trading.trader import Trader
+
+
+class CloseOutControllerConfig(ActorConfig, frozen=True, kw_only=True):
+    """
+    Configuration for ``CloseOutController``.
+
+    Parameters
+    ----------
+    stop_at_ns : int
+        Simulated time (ns since epoch) at which every running strategy is stopped.
+
+    """
+
+    stop_at_ns: int
+
+
+class CloseOutController(Controller):
+    """Stops every running strategy at ``stop_at_ns``."""
+
+    def __init__(self, trader: Trader, config: CloseOutControllerConfig) -> None:
+        super().__init__(trader=trader, config=config)
+
+    def on_start(self) -> None:
+        self.clock.set_time_alert(
+            name="keel-close-out",
+            alert_time=pd.Timestamp(self.config.stop_at_ns, unit="ns", tz="UTC"),
+            callback=self._stop_strategies,
+        )
+
+    def _stop_strategies(self, event: TimeEvent) -> None:
+        for strategy in self._trader.strategies():
+            if strategy.is_running:
+                self.stop_strategy(strategy)

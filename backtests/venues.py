@@ -1,0 +1,218 @@
+"""Backtest venue models: one small, explicit knob per realism concern (fees, latency, fills, book).
+
+Nautilus has sensible mechanics but some surprising defaults (``LatencyModelConfig`` defaults to one second);
+a Keel venue model states every choice, and a YAML file in ``configs/venues/`` can override any of them.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+from nautilus_trader.backtest.config import BacktestVenueConfig
+from nautilus_trader.backtest.config import ImportableFeeModelConfig
+from nautilus_trader.backtest.config import ImportableFillModelConfig
+from nautilus_trader.backtest.config import ImportableLatencyModelConfig
+
+from keel.settings import CONFIGS_DIR
+
+
+class VenueModelError(ValueError):
+    """A venue model file is missing or malformed."""
+
+
+class FeeKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """
+    How commissions are charged.
+
+    Parameters
+    ----------
+    model : str, default "maker_taker"
+        ``maker_taker`` charges the instrument's maker/taker rates (Binance spot VIP0: 0.1% / 0.1%).
+
+    """
+
+    model: str = "maker_taker"
+
+    def to_config(self) -> ImportableFeeModelConfig:
+        if self.model != "maker_taker":
+            raise VenueModelError(f"fees.model: expected 'maker_taker', got {self.model!r}")
+        return ImportableFeeModelConfig(
+            fee_model_path="nautilus_trader.backtest.models:MakerTakerFeeModel",
+            config_path="nautilus_trader.backtest.config:MakerTakerFeeModelConfig",
+            config={},
+        )
+
+
+class LatencyKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """
+    Order round-trip latency between the strategy and the matching engine.
+
+    Parameters
+    ----------
+    base_ms : float, default 5.0
+        One-way latency applied to every command. 5 ms is a node close to the venue (or the loopback
+        emulator plus the adapter's own processing); measure and replace it from live sessions.
+    insert_ms : float, default 0.0
+        Extra latency for new orders.
+    update_ms : float, default 0.0
+        Extra latency for modifications.
+    cancel_ms : float, default 0.0
+        Extra latency for cancels.
+
+    """
+
+    base_ms: float = 5.0
+    insert_ms: float = 0.0
+    update_ms: float = 0.0
+    cancel_ms: float = 0.0
+
+    def to_config(self) -> ImportableLatencyModelConfig:
+        return ImportableLatencyModelConfig(
+            latency_model_path="nautilus_trader.backtest.models:LatencyModel",
+            config_path="nautilus_trader.backtest.config:LatencyModelConfig",
+            config={
+                "base_latency_nanos": int(self.base_ms * 1_000_000),
+                "insert_latency_nanos": int(self.insert_ms * 1_000_000),
+                "update_latency_nanos": int(self.update_ms * 1_000_000),
+                "cancel_latency_nanos": int(self.cancel_ms * 1_000_000),
+            },
+        )
+
+
+class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """
+    How orders fill against the book.
+
+    Parameters
+    ----------
+    prob_fill_on_limit : float, default 1.0
+        Probability a resting limit order fills when the market trades at its price.
+    prob_slippage : float, default 0.0
+        Probability a market order slips one tick beyond the book (L1 books only; L2 walks the book).
+    random_seed : int, default 42
+        Seed of the fill model, fixed so a run is repeatable (it also seeds Python's global ``random``).
+    liquidity_consumption : bool, default True
+        Fills consume the level's liquidity until fresh data arrives, so two orders cannot both take the same
+        size (nautilus_trader#2564).
+    trade_execution : bool, default True
+        Trades, not only book updates, can fill resting orders.
+    queue_position : bool, default False
+        Track queue position for passive orders (needs trades).
+
+    """
+
+    prob_fill_on_limit: float = 1.0
+    prob_slippage: float = 0.0
+    random_seed: int = 42
+    liquidity_consumption: bool = True
+    trade_execution: bool = True
+    queue_position: bool = False
+
+    def to_config(self) -> ImportableFillModelConfig:
+        return ImportableFillModelConfig(
+            fill_model_path="nautilus_trader.backtest.models:FillModel",
+            config_path="nautilus_trader.backtest.config:FillModelConfig",
+            config={
+                "prob_fill_on_limit": self.prob_fill_on_limit,
+                "prob_slippage": self.prob_slippage,
+                "random_seed": self.random_seed,
+            },
+        )
+
+
+class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """
+    A simulated venue.
+
+    Parameters
+    ----------
+    name : str, default "BINANCE"
+        Venue identifier, as in instrument ids.
+    account_type : str, default "CASH"
+        ``CASH`` for spot (nautilus then enforces balances and minimum notional), ``MARGIN`` for perps.
+    oms_type : str, default "NETTING"
+        One position per instrument, as on the venue.
+    starting_balances : list[str]
+        Balances at the start, e.g. ``["10000 USDT", "0.001 BTC"]``. A little base asset is held because
+        Binance takes the buy commission in the bought asset, as the emulator does.
+    book_type : str, default "L2_MBP"
+        ``L2_MBP`` matches market orders against the depth rebuilt from the catalog's order book deltas.
+    close_out_before_end_ms : float, default 1000.0
+        The strategies are stopped this long before the last data point, so that their close-on-stop orders
+        still meet market data and fill, as they do live after the feed ends.
+    fees : FeeKnob
+        Commissions.
+    latency : LatencyKnob
+        Command latency.
+    fills : FillKnob
+        Fill mechanics.
+
+    """
+
+    name: str = "BINANCE"
+    account_type: str = "CASH"
+    oms_type: str = "NETTING"
+    starting_balances: list[str] = msgspec.field(default_factory=lambda: ["10000 USDT", "0.001 BTC", "0.01 ETH"])
+    book_type: str = "L2_MBP"
+    close_out_before_end_ms: float = 1000.0
+    fees: FeeKnob = FeeKnob()
+    latency: LatencyKnob = LatencyKnob()
+    fills: FillKnob = FillKnob()
+
+    def to_config(self) -> BacktestVenueConfig:
+        """Return the nautilus venue config for this model."""
+        return BacktestVenueConfig(
+            name=self.name,
+            oms_type=self.oms_type,
+            account_type=self.account_type,
+            starting_balances=self.starting_balances,
+            book_type=self.book_type,
+            fee_model=self.fees.to_config(),
+            latency_model=self.latency.to_config(),
+            fill_model=self.fills.to_config(),
+            trade_execution=self.fills.trade_execution,
+            liquidity_consumption=self.fills.liquidity_consumption,
+            queue_position=self.fills.queue_position,
+        )
+
+    def to_primitives(self) -> dict[str, Any]:
+        """Return the model as plain data (for run folders and MLflow)."""
+        return msgspec.to_builtins(self)
+
+
+def venue_model_path(venue: str) -> Path:
+    """Return the shipped model file for a venue name such as ``binance_spot``."""
+    return CONFIGS_DIR / "venues" / f"{venue}.yaml"
+
+
+def load_venue_model(path: str | Path) -> VenueModel:
+    """
+    Load a venue model file; fields it leaves out keep the defaults above.
+
+    Raises
+    ------
+    VenueModelError
+        If the file is missing, not YAML, or a field is unknown or of the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VenueModelError(f"{path}: venue model file not found")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise VenueModelError(f"{path}: not valid YAML: {error}") from error
+    try:
+        model = msgspec.convert(document, VenueModel)
+        model.fees.to_config()
+    except (msgspec.ValidationError, VenueModelError) as error:
+        raise VenueModelError(f"{path}: {error}") from error
+    return model
+
+
+def venue_model_for(venue: str) -> VenueModel:
+    """Return the shipped model of a variant's venue (``configs/venues/<venue>.yaml``)."""
+    path = venue_model_path(venue)
+    if not path.is_file():
+        raise VenueModelError(f"no venue model for venue {venue!r}: expected {path}")
+    return load_venue_model(path)
