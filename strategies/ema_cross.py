@@ -1,6 +1,7 @@
 """Trend following: go long when a fast EMA of trade prices rises above a slow one, go flat when it falls below."""
 
 from decimal import ROUND_CEILING
+from decimal import ROUND_FLOOR
 from decimal import Decimal
 
 from nautilus_trader.config import NonNegativeFloat
@@ -9,6 +10,10 @@ from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.events import OrderDenied
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.events import OrderRejected
+from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Quantity
@@ -37,6 +42,9 @@ class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
     min_notional_buffer : NonNegativeFloat, default 0.01
         Fraction added on top of the minimum notional when sizing, so that the price moving between the
         decision and the fill cannot push a minimum-size order below the venue's minimum notional.
+    max_consecutive_rejections : PositiveInt, default 3
+        Orders denied by the risk engine or rejected by the venue in a row before the strategy stops itself:
+        a strategy whose orders keep failing must not retry on every tick.
 
     """
 
@@ -46,6 +54,7 @@ class EMACrossConfig(StrategyConfig, frozen=True, kw_only=True):
     entry_threshold_bps: NonNegativeFloat = 1.0
     trade_size: Decimal | None = None
     min_notional_buffer: NonNegativeFloat = 0.01
+    max_consecutive_rejections: PositiveInt = 3
 
     def __post_init__(self) -> None:
         if self.fast_period >= self.slow_period:
@@ -72,6 +81,8 @@ class EMACross(Strategy):
         self.fast_ema = ExponentialMovingAverage(config.fast_period)
         self.slow_ema = ExponentialMovingAverage(config.slow_period)
         self.instrument: Instrument | None = None
+        self.working_order: ClientOrderId | None = None
+        self.consecutive_rejections = 0
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.config.instrument_id)
@@ -87,8 +98,10 @@ class EMACross(Strategy):
         if not self.indicators_initialized():
             return
         # One order at a time: with an order in flight the position is about to change, and acting on the
-        # stale position is how latency differences between backtest and live turn into double orders.
-        if self.cache.orders_inflight(strategy_id=self.id) or self.cache.orders_open(strategy_id=self.id):
+        # stale position is how latency differences between backtest and live turn into double orders. The
+        # order is tracked from the moment it is created: live, submission is queued, so for a while the order
+        # is neither in flight nor open in the cache, and trades arriving in a burst would each submit one.
+        if self.working_order is not None and not self.cache.order(self.working_order).is_closed:
             return
         spread_bps = (self.fast_ema.value - self.slow_ema.value) / self.slow_ema.value * 10_000
         threshold = self.config.entry_threshold_bps
@@ -106,14 +119,16 @@ class EMACross(Strategy):
             quantity=quantity,
             time_in_force=TimeInForce.GTC,
         )
+        self.working_order = order.client_order_id
         self.submit_order(order)
 
     def order_quantity(self, price: float) -> Quantity:
         """
         Return the buy quantity at ``price``: ``trade_size``, or the smallest size the venue accepts.
 
-        Either way the result is a multiple of the size increment and meets the instrument's minimum
-        quantity and minimum notional (with ``min_notional_buffer`` on top).
+        The result is a multiple of the size increment, meets the minimum quantity and minimum notional (with
+        ``min_notional_buffer`` on top), and stays sellable: Binance takes the buy commission in the bought
+        asset, so what is held after the buy, rounded down to the step, must still meet both minimums.
         """
         instrument = self.instrument
         step = instrument.size_increment.as_decimal()
@@ -124,6 +139,9 @@ class EMACross(Strategy):
         if self.config.trade_size is not None:
             needed = max(needed, self.config.trade_size)
         steps = (needed / step).to_integral_value(rounding=ROUND_CEILING)
+        kept = Decimal(1) - instrument.taker_fee
+        while ((steps * step * kept) / step).to_integral_value(rounding=ROUND_FLOOR) * step < needed:
+            steps += 1
         return instrument.make_qty(steps * step)
 
     def sellable_quantity(self) -> Quantity | None:
@@ -137,6 +155,21 @@ class EMACross(Strategy):
             return None
         return quantity
 
+    def on_order_filled(self, event: OrderFilled) -> None:
+        self.consecutive_rejections = 0
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        self._count_rejection(event.reason)
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self._count_rejection(event.reason)
+
+    def _count_rejection(self, reason: str) -> None:
+        self.consecutive_rejections += 1
+        if self.consecutive_rejections >= self.config.max_consecutive_rejections and self.is_running:
+            self.log.error(f"{self.consecutive_rejections} orders refused in a row (last: {reason}): stopping")
+            self.stop()
+
     def on_stop(self) -> None:
         # Close on stop: no working order and no position is left behind.
         self.cancel_all_orders(self.config.instrument_id)
@@ -146,5 +179,7 @@ class EMACross(Strategy):
         self.unsubscribe_trade_ticks(self.config.instrument_id)
 
     def on_reset(self) -> None:
+        self.working_order = None
+        self.consecutive_rejections = 0
         self.fast_ema.reset()
         self.slow_ema.reset()
