@@ -2,6 +2,7 @@
 
 import typer
 
+from keel import demo
 from keel.backtests import cli as backtests_cli
 from keel.data import cli as data_cli
 from keel.live import cli as live_cli
@@ -15,5 +16,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (data_cli, backtests_cli, live_cli, validation_cli):
+for module in (data_cli, backtests_cli, live_cli, validation_cli, demo):
     module.register(app)
