@@ -23,6 +23,19 @@ def sample_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return catalog
 
 
+@pytest.fixture
+def redis_service() -> None:
+    """Fail (not skip) with a clear message when Redis is not on 127.0.0.1:6379 (tests marked requires_redis)."""
+    from keel.live.environment import load_environment
+    from keel.live.node import NodeSetupError
+    from keel.live.node import check_redis
+
+    try:
+        check_redis(load_environment("emulator").state)
+    except NodeSetupError as error:
+        pytest.fail(f"requires_redis: {error}")
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """Return ``../shared/data/real`` beside the repo, skipping the test when that folder is absent."""

@@ -15,9 +15,6 @@ from typer.testing import CliRunner
 
 from keel.fills import read_fills
 from keel.live import cli as live_cli
-from keel.live.environment import load_environment
-from keel.live.node import NodeSetupError
-from keel.live.node import check_redis
 from keel.live.recorder import BOOK_SUMMARY_LEVELS
 from keel.live.session import LiveSessionError
 from keel.live.session import run_live_session
@@ -31,15 +28,6 @@ from keel.settings import CONFIGS_DIR
 
 BTCUSDT = "BTCUSDT.BINANCE"
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def redis_service() -> None:
-    """Fail (not skip) with a clear message when Redis is not on 127.0.0.1:6379."""
-    try:
-        check_redis(load_environment("emulator").state)
-    except NodeSetupError as error:
-        pytest.fail(f"requires_redis: {error}")
 
 
 @pytest.fixture

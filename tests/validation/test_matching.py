@@ -1,0 +1,87 @@
+"""Order matching on the fills of a real backtest over the sample."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from keel.backtests.runner import run_backtest
+from keel.settings import CONFIGS_DIR
+from keel.validation.matching import match_orders
+from keel.validation.matching import orders_from_fills
+from keel.variant import load_variant
+
+
+@pytest.fixture(scope="module")
+def fills(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
+    run_dir = tmp_path_factory.mktemp("matching") / "run"
+    outcome = run_backtest(variant, sample_catalog, run_dir=run_dir, log_to_mlflow=False, tearsheet=False)
+    assert outcome.fills.height >= 6
+    return outcome.fills
+
+
+def test_identical_fills_match_one_to_one_with_no_deviation(fills: pl.DataFrame) -> None:
+    orders = orders_from_fills(fills, "BTC")
+
+    matching = match_orders(orders, orders, tolerance_ms=5000)
+
+    assert matching.pairs.height == orders.height
+    assert matching.unmatched_backtest.height == matching.unmatched_live.height == 0
+    assert (matching.pairs["backtest_order"] == matching.pairs["live_order"]).all()
+    assert matching.pairs["price_dev_bps"].abs().max() == 0
+    assert matching.pairs["lag_ms"].abs().max() == 0
+
+
+def test_worse_live_prices_show_as_positive_deviation_of_the_exact_size(fills: pl.DataFrame) -> None:
+    # 3 bp worse on every fill: buys pay more, sells receive less.
+    worse = fills.with_columns(
+        pl.when(pl.col("order_side") == "BUY")
+        .then(pl.col("last_px") * 1.0003)
+        .otherwise(pl.col("last_px") * 0.9997)
+        .alias("last_px"),
+        (pl.col("ts_event") + 7_000_000).alias("ts_event"),
+    )
+
+    matching = match_orders(orders_from_fills(fills, "BTC"), orders_from_fills(worse, "BTC"), tolerance_ms=5000)
+
+    assert matching.pairs.height == orders_from_fills(fills, "BTC").height
+    assert matching.pairs["price_dev_bps"].to_list() == pytest.approx([3.0] * matching.pairs.height)
+    assert matching.pairs["lag_ms"].to_list() == pytest.approx([7.0] * matching.pairs.height)
+
+
+def test_a_fill_missing_in_the_middle_leaves_exactly_one_order_unmatched(fills: pl.DataFrame) -> None:
+    orders = orders_from_fills(fills, "BTC")
+    dropped = orders["client_order_id"][orders.height // 2]
+
+    matching = match_orders(orders, orders.filter(pl.col("client_order_id") != dropped), tolerance_ms=5000)
+
+    assert matching.unmatched_backtest["client_order_id"].to_list() == [dropped]
+    assert matching.unmatched_live.height == 0
+    assert matching.pairs.height == orders.height - 1
+    assert (matching.pairs["backtest_order"] == matching.pairs["live_order"]).all()
+
+
+def test_orders_outside_the_tolerance_or_of_the_other_side_do_not_match(fills: pl.DataFrame) -> None:
+    orders = orders_from_fills(fills, "BTC")
+    late = orders.with_columns((pl.col("ts_event") + 10_000_000_000).alias("ts_event"))
+    flipped = orders.with_columns(pl.when(pl.col("order_side") == "BUY").then(pl.lit("SELL")).otherwise(pl.lit("BUY")).alias("order_side"))
+
+    late_pairs = match_orders(orders, late, tolerance_ms=5000).pairs
+    # Its own twin is 10 s away: out of reach. Other orders of the same side within 5 s may still pair.
+    assert (late_pairs["backtest_order"] != late_pairs["live_order"]).all()
+    assert (late_pairs["lag_ms"].abs() <= 5000).all()
+    # Flipping sides leaves only the pairs that a shifted alignment can make; none keeps its original twin.
+    flipped_pairs = match_orders(orders, flipped, tolerance_ms=5000).pairs
+    assert (flipped_pairs["backtest_order"] != flipped_pairs["live_order"]).all()
+
+
+def test_partial_fills_are_aggregated_per_order_at_their_average_price(fills: pl.DataFrame) -> None:
+    first = fills.head(1)
+    halves = pl.concat([first.with_columns(pl.col("last_qty") / 2, pl.lit(price).alias("last_px")) for price in (100.0, 102.0)])
+
+    order = orders_from_fills(halves, "BTC").row(0, named=True)
+
+    assert order["quantity"] == pytest.approx(first["last_qty"][0])
+    assert order["avg_px"] == pytest.approx(101.0)
+    assert order["fills"] == 2
