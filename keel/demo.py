@@ -80,7 +80,7 @@ def demo(
     width = max(len(name) for name, _, _ in rows)
     for name, where, how in rows:
         typer.echo(f"   {name:<{width}}  {where}\n   {'':<{width}}  ({how})")
-    typer.echo(f"   everything lives under {keel_home()} (make clean removes it)")
+    typer.echo(f"   everything lives under {keel_home()} ($KEEL_HOME; make clean removes the default ./var)")
 
 
 def _step(number: int, text: str) -> None:
