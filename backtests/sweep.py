@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 import optuna
-import yaml
 
 from keel.backtests.runner import run_backtest
+from keel.config_files import load_struct
 from keel.settings import sweeps_dir
 from keel.variant import Variant
 from keel.variant import load_variant
@@ -123,12 +123,7 @@ def space_path_for(variant_path: Path) -> Path:
 
 def load_space(path: Path, variant: Variant) -> SearchSpace:
     """Load a search-space file and check it against the variant's config."""
-    if not path.is_file():
-        raise SweepError(f"{path}: search-space file not found")
-    try:
-        space = msgspec.convert(yaml.safe_load(path.read_text()), SearchSpace)
-    except (yaml.YAMLError, msgspec.ValidationError) as error:
-        raise SweepError(f"{path}: {error}") from error
+    space = load_struct(path, SearchSpace, SweepError, "search-space")
     if space.direction not in ("maximize", "minimize"):
         raise SweepError(f"{path}: direction: expected 'maximize' or 'minimize', got {space.direction!r}")
     for name, parameter in space.parameters.items():

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.backtest.config import ImportableLatencyModelConfig
 
+from keel.config_files import load_struct
 from keel.settings import CONFIGS_DIR
 
 
@@ -196,16 +196,10 @@ def load_venue_model(path: str | Path) -> VenueModel:
         If the file is missing, not YAML, or a field is unknown or of the wrong type.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VenueModelError(f"{path}: venue model file not found")
+    model = load_struct(path, VenueModel, VenueModelError, "venue model")
     try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise VenueModelError(f"{path}: not valid YAML: {error}") from error
-    try:
-        model = msgspec.convert(document, VenueModel)
         model.fees.to_config()
-    except (msgspec.ValidationError, VenueModelError) as error:
+    except VenueModelError as error:
         raise VenueModelError(f"{path}: {error}") from error
     return model
 

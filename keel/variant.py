@@ -24,6 +24,8 @@ from nautilus_trader.trading.config import ImportableStrategyConfig
 from nautilus_trader.trading.config import StrategyFactory
 from nautilus_trader.trading.strategy import Strategy
 
+from keel.config_files import load_struct
+
 
 class VariantError(ValueError):
     """A variant file is missing, malformed, or names a strategy that cannot be built."""
@@ -88,18 +90,7 @@ def load_variant(path: str | Path) -> Variant:
         cannot be imported and built from its config. The message names the file and the field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VariantError(f"{path}: variant file not found")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise VariantError(f"{path}: not valid YAML/JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise VariantError(f"{path}: expected a mapping with 'name' and 'strategy', got {type(document).__name__}")
-    try:
-        variant = msgspec.convert(document, Variant)
-    except msgspec.ValidationError as error:
-        raise VariantError(f"{path}: {error}") from error
+    variant = load_struct(path, Variant, VariantError, "variant")
     if "instrument_id" not in variant.strategy.config:
         raise VariantError(f"{path}: strategy.config.instrument_id is required")
     try:

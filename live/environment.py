@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pandas as pd
-import yaml
 
+from keel.config_files import load_struct
 from keel.settings import CONFIGS_DIR
 
 EMULATOR_ENV_NAME = "emulator"
@@ -277,18 +277,7 @@ def load_environment(path: str | Path) -> LiveEnvironment:
         the file and the field.
     """
     path = resolve_environment_path(path)
-    if not path.is_file():
-        raise EnvironmentFileError(f"{path}: environment file not found")
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise EnvironmentFileError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(document, dict):
-        raise EnvironmentFileError(f"{path}: expected a mapping with 'name', 'kind' and 'credentials'")
-    try:
-        environment = msgspec.convert(document, LiveEnvironment)
-    except msgspec.ValidationError as error:
-        raise EnvironmentFileError(f"{path}: {error}") from error
+    environment = load_struct(path, LiveEnvironment, EnvironmentFileError, "environment")
     _check_consistency(environment, path)
     if environment.emulator is not None and environment.emulator.catalog is not None:
         catalog = Path(environment.emulator.catalog).expanduser()

@@ -15,11 +15,11 @@ from typing import Any
 
 import msgspec
 import polars as pl
-import yaml
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.backtests.performance import fill_cash_flows
 from keel.backtests.runner import run_backtest
+from keel.config_files import load_struct
 from keel.fills import read_fills
 from keel.settings import CONFIGS_DIR
 from keel.validation.matching import Matching
@@ -129,13 +129,7 @@ class GateReport:
 
 def load_thresholds(path: str | Path | None = None) -> GateThresholds:
     """Load a thresholds file (default ``configs/gate.yaml``)."""
-    path = Path(path) if path else DEFAULT_THRESHOLDS
-    if not path.is_file():
-        raise GateInputError(f"{path}: thresholds file not found")
-    try:
-        return msgspec.convert(yaml.safe_load(path.read_text()) or {}, GateThresholds)
-    except (yaml.YAMLError, msgspec.ValidationError) as error:
-        raise GateInputError(f"{path}: {error}") from error
+    return load_struct(Path(path) if path else DEFAULT_THRESHOLDS, GateThresholds, GateInputError, "gate thresholds")
 
 
 def run_gate(
