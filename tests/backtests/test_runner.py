@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-import mlflow
 import polars as pl
 import pytest
+from mlflow import MlflowClient
 
 from keel.backtests.runner import BacktestInputError
 from keel.backtests.runner import run_backtest
@@ -85,14 +85,15 @@ def test_window_limits_the_data(variant: Variant, sample_catalog: Path, tmp_path
 def test_run_is_recorded_in_mlflow(variant: Variant, sample_catalog: Path, keel_home: Path) -> None:
     outcome = run_backtest(variant, sample_catalog, log_to_mlflow=True, tearsheet=False)
 
-    mlflow.set_tracking_uri(f"sqlite:///{keel_home / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["EMACross"], output_format="list")
+    client = MlflowClient(tracking_uri=f"sqlite:///{keel_home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("EMACross")
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
     run = runs[0]
     assert run.data.params["strategy.fast_period"] == "50"
     assert run.data.metrics["fills"] == outcome.summary["fills"]
     assert run.data.tags["keel.variant"] == variant.name
-    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"fills.parquet", "summary.json", "variant.yaml"} <= artifacts
 
 
