@@ -248,6 +248,11 @@ def _at_most(name: str, value: float | None, limit: float) -> Check:
     return Check(name, value, f"<= {limit}", value is not None and value <= limit)
 
 
+def _cell(text: str) -> str:
+    """Escape a markdown table cell (check names use |x| for absolute values)."""
+    return text.replace("|", "\\|")
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
@@ -276,7 +281,7 @@ def _write_report(folder: Path, report: GateReport, session_dir: Path, variant_p
         "",
         "| check | value | threshold | result |",
         "|---|---|---|---|",
-        *[f"| {c.name} | {_fmt(c.value)} | {c.limit} | {'pass' if c.passed else 'FAIL'} |" for c in report.checks],
+        *[f"| {_cell(c.name)} | {_fmt(c.value)} | {c.limit} | {'pass' if c.passed else 'FAIL'} |" for c in report.checks],
         "",
         "| P&L component | backtest | live | live - backtest |",
         "|---|---|---|---|",
