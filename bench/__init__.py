@@ -1,0 +1,1 @@
+"""Throughput benchmarks: speed lives here, not in the tests (``make bench`` / ``python -m bench``)."""

@@ -1,0 +1,329 @@
+"""
+Trade-tick ingest throughput: Keel's Arrow route against nautilus's own wrangler route, on the same input.
+
+Input: the real BTCUSDT trades of the shipped sample (``data/sample/binance_spot/btcusdt_20240808.gz``),
+repeated until the requested row count is reached. Each repetition keeps the real prices, sizes, aggressor
+sides and trade order, and shifts every timestamp by a whole number of recording spans (plus 1 ms) and every
+trade id by a whole number of id ranges, so timestamps keep increasing and ids stay contiguous.
+
+Both routes start from the same in-memory columns (venue decimal strings, as a recording holds them) and end
+with a Parquet file in a ``ParquetDataCatalog``:
+
+- Keel: the ``keel.data`` writer: check the strings are decimals on the instrument's grid, convert them to
+  ``Decimal(38, 16)`` (``keel.data.fixed_point``), build the nautilus Arrow table
+  (``keel.data.catalog_layout.arrow_table``) and write it with ``pyarrow.parquet``.
+- Wrangler: strings to floats, a pandas frame, ``TradeTickDataWrangler.process`` (one Cython ``TradeTick`` per
+  row) and ``ParquetDataCatalog.write_data``.
+
+``ts_init`` is set to ``ts_event`` (the exchange trade time) in both routes, because the wrangler can only
+derive ``ts_init`` from ``ts_event`` by a constant offset; the read-back check then requires both catalogs to
+return equal ``TradeTick`` lists from ``ParquetDataCatalog.trade_ticks``.
+
+The targets come from issue 3: Keel's route at least 10x the wrangler route, and at least 2M rows/s.
+"""
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+from keel.data.binance_recording import AGGRESSOR_BUYER
+from keel.data.binance_recording import AGGRESSOR_SELLER
+from keel.data.binance_recording import read_recording
+from keel.data.catalog_layout import TRADE_TICK
+from keel.data.catalog_layout import arrow_table
+from keel.data.catalog_layout import relative_path
+from keel.data.fixed_point import not_decimal_mask
+from keel.data.fixed_point import off_grid_mask
+from keel.data.fixed_point import to_fixed
+from keel.data.ingest import DEFAULT_EXCHANGE_INFO
+from keel.data.ingest import ROWS_PER_GROUP
+from keel.data.ingest import SAMPLE_BINANCE_SPOT_DIR
+from keel.data.instruments import binance_spot_instruments
+
+SAMPLE_RECORDING = SAMPLE_BINANCE_SPOT_DIR / "btcusdt_20240808.gz"
+SYMBOL = "BTCUSDT"
+DEFAULT_ROWS = 1_000_000
+TARGET_RATIO = 10.0
+TARGET_ROWS_PER_SECOND = 2_000_000.0
+_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class RouteTiming:
+    """
+    The best of several timed runs of one route.
+
+    Parameters
+    ----------
+    name : str
+        ``keel`` or ``wrangler``.
+    rows : int
+        Rows written per run.
+    seconds : float
+        The fastest run's wall time.
+
+    """
+
+    name: str
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Return the throughput of the fastest run."""
+        return self.rows / self.seconds
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """
+    One benchmark run: both routes on the same input, and whether they read back identical.
+
+    Parameters
+    ----------
+    keel : RouteTiming
+        Keel's Arrow route.
+    wrangler : RouteTiming
+        nautilus's ``TradeTickDataWrangler`` + ``write_data`` route.
+    identical : bool
+        True if both catalogs return equal ``TradeTick`` lists.
+    read_back_rows : int
+        Ticks read back from each catalog.
+
+    """
+
+    keel: RouteTiming
+    wrangler: RouteTiming
+    identical: bool
+    read_back_rows: int
+
+    @property
+    def ratio(self) -> float:
+        """Return Keel's throughput over the wrangler's."""
+        return self.keel.rows_per_second / self.wrangler.rows_per_second
+
+    @property
+    def ratio_target_met(self) -> bool:
+        """Return True if Keel's route is at least ``TARGET_RATIO`` times the wrangler's."""
+        return self.ratio >= TARGET_RATIO
+
+    @property
+    def throughput_target_met(self) -> bool:
+        """Return True if Keel's route writes at least ``TARGET_ROWS_PER_SECOND``."""
+        return self.keel.rows_per_second >= TARGET_ROWS_PER_SECOND
+
+
+def sample_trades(recording: Path = SAMPLE_RECORDING, symbol: str = SYMBOL) -> tuple[pl.DataFrame, Instrument]:
+    """
+    Read a recording's real trades as venue strings, with the instrument from the shipped exchangeInfo.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, Instrument]
+        Columns ``price``, ``quantity`` (decimal strings), ``buyer_maker`` (bool), ``trade_id`` (Int64),
+        ``ts_event`` (UInt64 ns, exchange time); and the ``CurrencyPair``.
+
+    """
+    columns = read_recording(recording).columns[symbol]
+    trades = pl.DataFrame(
+        {
+            "price": pl.Series(columns.trade_price, dtype=pl.String),
+            "quantity": pl.Series(columns.trade_size, dtype=pl.String),
+            "buyer_maker": pl.Series(columns.trade_aggressor, dtype=pl.UInt8) == AGGRESSOR_SELLER,
+            "trade_id": pl.Series(columns.trade_id, dtype=pl.Int64),
+            "ts_event": pl.Series(columns.trade_ts_event, dtype=pl.UInt64),
+        }
+    )
+    # Binance's trade time has millisecond resolution and can step back across trades matched in one
+    # engine batch; the catalog needs ts_init (= ts_event here) sorted, and a stable sort keeps id order.
+    trades = trades.sort("ts_event", maintain_order=True)
+    instrument = binance_spot_instruments(DEFAULT_EXCHANGE_INFO, {symbol})[symbol]
+    return trades, instrument
+
+
+def repeat_trades(trades: pl.DataFrame, rows: int) -> pl.DataFrame:
+    """
+    Repeat ``trades`` until it has ``rows`` rows (then cut), shifting time and ids per repetition.
+
+    Repetition ``k`` adds ``k * (span + 1 ms)`` to every timestamp and ``k * (id range)`` to every trade id,
+    so the result is sorted by time, its ids are unique, and prices/sizes/sides are the real ones.
+    """
+    span = int(trades["ts_event"].max()) - int(trades["ts_event"].min()) + _MS
+    id_range = int(trades["trade_id"].max()) - int(trades["trade_id"].min()) + 1
+    copies = -(-rows // trades.height)
+    repeated = pl.concat(
+        [
+            trades.with_columns(
+                pl.col("ts_event") + pl.lit(copy * span, dtype=pl.UInt64),
+                pl.col("trade_id") + copy * id_range,
+            )
+            for copy in range(copies)
+        ]
+    )
+    return repeated.head(rows)
+
+
+def write_keel(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> Path:
+    """
+    Keel's route: check the decimal strings, convert to fixed point, write the nautilus Arrow table.
+
+    Returns
+    -------
+    Path
+        The written catalog file.
+
+    """
+    price, quantity = trades["price"], trades["quantity"]
+    for name, text, precision in (("price", price, instrument.price_precision), ("quantity", quantity, instrument.size_precision)):
+        bad = not_decimal_mask(text) | off_grid_mask(text, precision)
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            raise ValueError(f"trade row {row}: {name} {text[row]!r} is not a decimal at precision {precision}")
+    frame = pl.DataFrame(
+        {
+            "price": to_fixed(price),
+            "size": to_fixed(quantity),
+            "aggressor_side": trades.select(
+                pl.when(pl.col("buyer_maker")).then(AGGRESSOR_SELLER).otherwise(AGGRESSOR_BUYER).cast(pl.UInt8)
+            ).to_series(),
+            "trade_id": trades["trade_id"].cast(pl.String),
+            "ts_event": trades["ts_event"],
+            "ts_init": trades["ts_event"],
+        }
+    )
+    first_ts, last_ts = int(frame["ts_init"][0]), int(frame["ts_init"][-1])
+    target = catalog / relative_path(TRADE_TICK, instrument.id.value, first_ts, last_ts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.tmp")
+    pq.write_table(arrow_table(TRADE_TICK, frame, instrument), staged, row_group_size=ROWS_PER_GROUP)
+    os.replace(staged, target)
+    return target
+
+
+def write_wrangler(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> None:
+    """nautilus's route: floats in a pandas frame, ``TradeTickDataWrangler.process``, ``write_data``."""
+    import warnings
+
+    import pandas as pd
+    from nautilus_trader.persistence.wranglers import TradeTickDataWrangler
+
+    frame = trades.select(
+        pl.col("price").cast(pl.Float64),
+        pl.col("quantity").cast(pl.Float64),
+        pl.col("buyer_maker"),
+        pl.col("trade_id").cast(pl.String),
+    ).to_pandas()
+    frame.index = pd.to_datetime(trades["ts_event"].to_numpy().astype("int64"), unit="ns", utc=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the v1 wrangler is the documented route still
+        ticks = TradeTickDataWrangler(instrument).process(frame)
+    ParquetDataCatalog(str(catalog)).write_data(ticks)
+
+
+def time_route(
+    name: str, write: Callable[[pl.DataFrame, Instrument, Path], object], trades: pl.DataFrame, instrument: Instrument,
+    work_dir: Path, repeats: int,
+) -> tuple[RouteTiming, Path]:
+    """
+    Run ``write`` ``repeats`` times, each into a fresh catalog, and keep the fastest.
+
+    Returns
+    -------
+    tuple[RouteTiming, Path]
+        The timing and the catalog of the last run (kept for the read-back check).
+
+    """
+    best = float("inf")
+    catalog = work_dir / name
+    for _ in range(repeats):
+        shutil.rmtree(catalog, ignore_errors=True)
+        started = time.perf_counter()
+        write(trades, instrument, catalog)
+        best = min(best, time.perf_counter() - started)
+    return RouteTiming(name, trades.height, best), catalog
+
+
+def read_back(catalog_a: Path, catalog_b: Path, instrument: Instrument) -> tuple[bool, int]:
+    """Return whether both catalogs hold equal trade ticks for ``instrument``, and how many each holds."""
+    ticks_a = ParquetDataCatalog(str(catalog_a)).trade_ticks(instrument_ids=[instrument.id.value])
+    ticks_b = ParquetDataCatalog(str(catalog_b)).trade_ticks(instrument_ids=[instrument.id.value])
+    return ticks_a == ticks_b and len(ticks_a) > 0, len(ticks_a)
+
+
+def run(rows: int = DEFAULT_ROWS, repeats: int = 3, work_dir: Path | None = None) -> BenchResult:
+    """
+    Measure both routes on ``rows`` trades built from the sample, then compare what they wrote.
+
+    Parameters
+    ----------
+    rows : int
+        Input rows (the sample's trades repeated, see :func:`repeat_trades`).
+    repeats : int
+        Timed runs per route; the fastest counts.
+    work_dir : Path, optional
+        Where the two catalogs go; a temporary folder (removed afterwards) when None.
+
+    Returns
+    -------
+    BenchResult
+
+    """
+    trades, instrument = sample_trades()
+    trades = repeat_trades(trades, rows)
+    owned = work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="keel-bench-")) if owned else Path(work_dir)
+    try:
+        keel, keel_catalog = time_route("keel", write_keel, trades, instrument, work_dir, repeats)
+        wrangler, wrangler_catalog = time_route("wrangler", write_wrangler, trades, instrument, work_dir, repeats)
+        identical, read_back_rows = read_back(keel_catalog, wrangler_catalog, instrument)
+    finally:
+        if owned:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return BenchResult(keel, wrangler, identical, read_back_rows)
+
+
+def report(result: BenchResult) -> str:
+    """Return the human-readable report of a run."""
+    lines = [f"trade-tick ingest, {result.keel.rows:,} rows (sample BTCUSDT trades repeated), best of the runs:"]
+    for timing in (result.keel, result.wrangler):
+        lines.append(f"  {timing.name:<9} {timing.seconds:8.3f} s  {timing.rows_per_second:>14,.0f} rows/s")
+    lines.append(f"  ratio     {result.ratio:8.1f}x")
+    lines.append(
+        f"  read-back: {result.read_back_rows:,} ticks per catalog, "
+        + ("identical" if result.identical else "DIFFERENT")
+    )
+    lines.append(f"  target >= {TARGET_RATIO:.0f}x the wrangler route: {'PASS' if result.ratio_target_met else 'FAIL'}")
+    lines.append(
+        f"  target >= {TARGET_ROWS_PER_SECOND:,.0f} rows/s: {'PASS' if result.throughput_target_met else 'FAIL'}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    Run the benchmark and print its report.
+
+    Exit code 1 if the catalogs differ, or (with ``--strict``) if a target is missed; else 0.
+    """
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Trade-tick ingest throughput: Keel vs nautilus wrangler.")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"input rows (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per route; the fastest counts (default 3)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a throughput target is missed")
+    arguments = parser.parse_args(argv)
+    result = run(arguments.rows, arguments.repeats)
+    print(report(result))
+    if not result.identical:
+        return 1
+    if arguments.strict and not (result.ratio_target_met and result.throughput_target_met):
+        return 1
+    return 0

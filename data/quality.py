@@ -1,0 +1,343 @@
+"""
+Quality checks on catalog data, run on Arrow/polars columns read straight from the catalog's Parquet files.
+
+Each check looks at one instrument's files of one data type, concatenated in time order, and reports every
+offending row as a :class:`Finding` naming the instrument, data type, file, row (0-based, within that file),
+field, and what was found against what was expected. A policy per check (``fail``, ``warn`` or ``off``) comes
+from ``configs/data_checks.yaml``; ``keel data check`` exits 1 when a ``fail`` check finds anything.
+"""
+
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from keel.config_files import load_struct
+from keel.data.catalog_layout import ORDER_BOOK_DELTAS
+from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import TRADE_TICK
+from keel.data.catalog_layout import CatalogFile
+from keel.data.catalog_layout import catalog_files
+from keel.data.fixed_point import FIXED_SCALE
+from keel.settings import CONFIGS_DIR
+
+DEFAULT_CHECKS_FILE = CONFIGS_DIR / "data_checks.yaml"
+FAIL = "fail"
+WARN = "warn"
+OFF = "off"
+Policy = Literal["fail", "warn", "off"]
+_FILE = "_file"
+_ROW = "_row"
+_FIXED = pa.binary(16)
+
+
+class DataCheckConfigError(ValueError):
+    """Raised when the checks file is missing or malformed; the message names the file and field."""
+
+
+class _Check(msgspec.Struct, forbid_unknown_fields=True):
+    policy: Policy = FAIL
+
+
+class _ZeroVolumeCheck(_Check, forbid_unknown_fields=True):
+    min_run: int = 1
+
+
+class _PriceOutlierCheck(_Check, forbid_unknown_fields=True):
+    window: int = 101
+    deviations: float = 10.0
+    min_deviation_bps: float = 10.0
+
+
+class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
+    """
+    Policy and parameters per check, as read from ``configs/data_checks.yaml``.
+
+    Parameters
+    ----------
+    ts_init_monotonic : _Check
+        ``ts_init`` never decreases (every data type).
+    trade_id_duplicates : _Check
+        A trade id appears once.
+    trade_id_gaps : _Check
+        Integer trade ids step by exactly 1 (Binance ids are contiguous): a jump means missing trades, a step
+        back means reordered ones.
+    crossed_quotes : _Check
+        Quotes have bid < ask (bid == ask is "locked", bid > ask "crossed").
+    zero_volume : _ZeroVolumeCheck
+        Runs of at least ``min_run`` consecutive trades of size 0, or quotes with a side of size 0.
+    price_outliers : _PriceOutlierCheck
+        Trade prices more than ``deviations`` robust deviations (1.4826 x the rolling median absolute deviation,
+        at least ``min_deviation_bps`` of the price) from the centred rolling median over ``window`` trades.
+    depth_sequence : _Check
+        Order book delta ``sequence`` (Binance update id) never goes backwards.
+
+    """
+
+    ts_init_monotonic: _Check = msgspec.field(default_factory=_Check)
+    trade_id_duplicates: _Check = msgspec.field(default_factory=_Check)
+    trade_id_gaps: _Check = msgspec.field(default_factory=_Check)
+    crossed_quotes: _Check = msgspec.field(default_factory=_Check)
+    zero_volume: _ZeroVolumeCheck = msgspec.field(default_factory=_ZeroVolumeCheck)
+    price_outliers: _PriceOutlierCheck = msgspec.field(default_factory=_PriceOutlierCheck)
+    depth_sequence: _Check = msgspec.field(default_factory=_Check)
+
+    def policy(self, check: str) -> str:
+        """Return the policy of the check named ``check``."""
+        return getattr(self, check).policy
+
+
+class _ChecksFile(msgspec.Struct, forbid_unknown_fields=True):
+    checks: CheckPolicies = msgspec.field(default_factory=CheckPolicies)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """
+    One offending row.
+
+    Parameters
+    ----------
+    check : str
+        The check's name (a field of :class:`CheckPolicies`).
+    policy : str
+        ``fail`` or ``warn``.
+    instrument_id : str
+        E.g. ``BTCUSDT.BINANCE``.
+    data_type : str
+        ``trade_tick``, ``quote_tick`` or ``order_book_deltas``.
+    file : Path
+        The catalog file holding the row.
+    row : int
+        The row within ``file``, 0-based.
+    field : str
+        The column at fault.
+    problem : str
+        What was found, and what was expected.
+
+    """
+
+    check: str
+    policy: str
+    instrument_id: str
+    data_type: str
+    file: Path
+    row: int
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.policy}: {self.check}: {self.instrument_id} {self.data_type} {self.file} row {self.row} {self.field}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """
+    What :func:`check_catalog` looked at and found.
+
+    Parameters
+    ----------
+    catalog : Path
+        The catalog root.
+    checked : list[tuple[str, str, int]]
+        ``(instrument_id, data_type, rows)`` per checked folder.
+    findings : list[Finding]
+        Sorted by instrument, data type, file and row.
+
+    """
+
+    catalog: Path
+    checked: list[tuple[str, str, int]]
+    findings: list[Finding]
+
+    @property
+    def failed(self) -> bool:
+        """Return True if a check with policy ``fail`` found something."""
+        return any(finding.policy == FAIL for finding in self.findings)
+
+
+def load_check_policies(path: Path = DEFAULT_CHECKS_FILE) -> CheckPolicies:
+    """
+    Read the checks file (``checks: {<check>: {policy: fail|warn|off, ...}}``); absent checks keep defaults.
+
+    Raises
+    ------
+    DataCheckConfigError
+        Naming the file and the field on a missing file, bad YAML, unknown check or bad value.
+
+    """
+    return load_struct(Path(path), _ChecksFile, DataCheckConfigError, "data checks").checks
+
+
+def check_catalog(catalog: Path, policies: CheckPolicies, instrument_ids: Sequence[str] | None = None) -> CheckReport:
+    """
+    Run every enabled check on the catalog's trade ticks, quote ticks and order book deltas.
+
+    Parameters
+    ----------
+    catalog : Path
+        The ``ParquetDataCatalog`` root.
+    policies : CheckPolicies
+        From :func:`load_check_policies`.
+    instrument_ids : Sequence[str], optional
+        Only these instruments; all when None.
+
+    Returns
+    -------
+    CheckReport
+
+    """
+    catalog = Path(catalog)
+    folders: dict[tuple[str, str], list[CatalogFile]] = {}
+    for item in catalog_files(catalog):
+        if item.data_type in _CHECKS_BY_TYPE and (instrument_ids is None or item.identifier in instrument_ids):
+            folders.setdefault((item.identifier, item.data_type), []).append(item)
+    checked = []
+    findings: list[Finding] = []
+    for (instrument_id, data_type), files in sorted(folders.items()):
+        frame = _read_folder(files)
+        checked.append((instrument_id, data_type, frame.height))
+        paths = [item.path for item in files]
+        for check_name, check in _CHECKS_BY_TYPE[data_type]:
+            settings = getattr(policies, check_name)
+            if settings.policy == OFF:
+                continue
+            for row_frame, field, problems in check(frame, settings):
+                for file_index, row, problem in zip(row_frame[_FILE], row_frame[_ROW], problems, strict=True):
+                    findings.append(
+                        Finding(check_name, settings.policy, instrument_id, data_type, paths[file_index], row, field, problem)
+                    )
+    findings.sort(key=lambda finding: (finding.instrument_id, finding.data_type, str(finding.file), finding.row, finding.check))
+    return CheckReport(catalog, checked, findings)
+
+
+def _read_folder(files: list[CatalogFile]) -> pl.DataFrame:
+    """Concatenate one folder's files in time order, prices/sizes as ``Decimal(38, 16)``, with file and row."""
+    frames = []
+    for index, item in enumerate(files):
+        table = pq.read_table(item.path)
+        columns = {name: _decoded(table.column(name)) for name in table.column_names}
+        frame = pl.DataFrame(columns)
+        frames.append(frame.with_columns(pl.lit(index, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW)))
+    return pl.concat(frames)
+
+
+def _decoded(column: pa.ChunkedArray) -> pl.Series:
+    """Return a column as polars, reinterpreting nautilus' i128 fixed-point bytes as ``Decimal(38, 16)``."""
+    if column.type != _FIXED:
+        return pl.from_arrow(column)
+    array = column.combine_chunks()
+    # Buffer 1 of a fixed_size_binary[16] array holds the little-endian i128 values: exactly decimal128's layout.
+    decimal = pa.Array.from_buffers(pa.decimal128(38, FIXED_SCALE), len(array), [None, array.buffers()[1]], offset=array.offset)
+    return pl.from_arrow(decimal)
+
+
+# A check takes the folder's frame and its settings and yields (offending rows with _file/_row, field, problems).
+_Result = tuple[pl.DataFrame, str, list[str]]
+_CheckFunction = Callable[[pl.DataFrame, _Check], list[_Result]]
+
+
+def _ts_init_monotonic(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    rows = frame.with_columns(pl.col("ts_init").shift(1).alias("previous")).filter(pl.col("ts_init") < pl.col("previous"))
+    problems = [f"ts_init {ts} is before the previous row's {previous}: expected non-decreasing ts_init" for ts, previous in zip(rows["ts_init"], rows["previous"], strict=True)]
+    return [(rows, "ts_init", problems)]
+
+
+def _trade_id_duplicates(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    first = frame.group_by("trade_id").agg(pl.col(_FILE).first().alias("first_file"), pl.col(_ROW).first().alias("first_row"), pl.len().alias("count"))
+    # group_by's first() follows the frame's order, so the first occurrence is the one not reported.
+    rows = frame.join(first.filter(pl.col("count") > 1), on="trade_id").filter(
+        (pl.col(_FILE) != pl.col("first_file")) | (pl.col(_ROW) != pl.col("first_row"))
+    ).sort(_FILE, _ROW)
+    problems = [
+        f"trade_id {trade_id} already at file #{first_file} row {first_row}: expected unique trade ids"
+        for trade_id, first_file, first_row in zip(rows["trade_id"], rows["first_file"], rows["first_row"], strict=True)
+    ]
+    return [(rows, "trade_id", problems)]
+
+
+def _trade_id_gaps(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    ids = frame["trade_id"].cast(pl.Int64, strict=False)
+    if ids.null_count():
+        return []  # not integer ids (another venue's scheme): no contiguity to check
+    stepped = frame.with_columns(ids.alias("id"), ids.shift(1).alias("previous"))
+    rows = stepped.filter((pl.col("id") != pl.col("previous") + 1) & (pl.col("id") != pl.col("previous")))
+    problems = []
+    for trade_id, previous in zip(rows["id"], rows["previous"], strict=True):
+        if trade_id > previous:
+            problems.append(f"trade_id {trade_id} after {previous}: expected {previous + 1} ({trade_id - previous - 1} missing)")
+        else:
+            problems.append(f"trade_id {trade_id} after {previous}: expected {previous + 1} (ids go backwards)")
+    return [(rows, "trade_id", problems)]
+
+
+def _crossed_quotes(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    rows = frame.filter(pl.col("bid_price") >= pl.col("ask_price"))
+    problems = [
+        f"bid {bid} {'=' if bid == ask else '>'} ask {ask} ({'locked' if bid == ask else 'crossed'}): expected bid < ask"
+        for bid, ask in zip(rows["bid_price"], rows["ask_price"], strict=True)
+    ]
+    return [(rows, "bid_price", problems)]
+
+
+def _zero_volume(frame: pl.DataFrame, settings: _ZeroVolumeCheck) -> list[_Result]:
+    results = []
+    sizes = ["size"] if "size" in frame.columns else ["bid_size", "ask_size"]
+    for size in sizes:
+        is_zero = pl.col(size) == 0
+        runs = frame.with_columns(is_zero.alias("zero"), is_zero.rle_id().alias("run")).filter(pl.col("zero"))
+        starts = runs.group_by("run", maintain_order=True).agg(pl.col(_FILE).first(), pl.col(_ROW).first(), pl.len().alias("length"))
+        starts = starts.filter(pl.col("length") >= settings.min_run)
+        problems = [f"{length} consecutive rows with {size} 0 start here: expected a positive {size}" for length in starts["length"]]
+        results.append((starts, size, problems))
+    return results
+
+
+def _price_outliers(frame: pl.DataFrame, settings: _PriceOutlierCheck) -> list[_Result]:
+    price = pl.col("price").cast(pl.Float64)
+    median = price.rolling_median(settings.window, center=True, min_samples=1)
+    scored = frame.with_columns(price.alias("price_float"), median.alias("median")).with_columns(
+        (pl.col("price_float") - pl.col("median")).abs().alias("distance")
+    )
+    robust = (pl.col("distance").rolling_median(settings.window, center=True, min_samples=1) * 1.4826).alias("robust")
+    floor = pl.col("median") * settings.min_deviation_bps / 10_000
+    scored = scored.with_columns(pl.max_horizontal(robust, floor).alias("deviation"))
+    rows = scored.filter(pl.col("distance") > settings.deviations * pl.col("deviation"))
+    problems = [
+        f"price {price_value} is {distance / deviation:.1f} robust deviations from the rolling median {median_value}: "
+        f"expected within {settings.deviations:g}"
+        for price_value, distance, deviation, median_value in zip(rows["price"], rows["distance"], rows["deviation"], rows["median"], strict=True)
+    ]
+    return [(rows, "price", problems)]
+
+
+def _depth_sequence(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    rows = frame.with_columns(pl.col("sequence").shift(1).alias("previous")).filter(pl.col("sequence") < pl.col("previous"))
+    problems = [f"sequence {sequence} after {previous}: expected a non-decreasing update id" for sequence, previous in zip(rows["sequence"], rows["previous"], strict=True)]
+    return [(rows, "sequence", problems)]
+
+
+_CHECKS_BY_TYPE: dict[str, list[tuple[str, _CheckFunction]]] = {
+    TRADE_TICK: [
+        ("ts_init_monotonic", _ts_init_monotonic),
+        ("trade_id_duplicates", _trade_id_duplicates),
+        ("trade_id_gaps", _trade_id_gaps),
+        ("zero_volume", _zero_volume),
+        ("price_outliers", _price_outliers),
+    ],
+    QUOTE_TICK: [
+        ("ts_init_monotonic", _ts_init_monotonic),
+        ("crossed_quotes", _crossed_quotes),
+        ("zero_volume", _zero_volume),
+    ],
+    ORDER_BOOK_DELTAS: [
+        ("ts_init_monotonic", _ts_init_monotonic),
+        ("depth_sequence", _depth_sequence),
+    ],
+}
