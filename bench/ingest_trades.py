@@ -23,6 +23,7 @@ The targets come from issue 3: Keel's route at least 10x the wrangler route, and
 """
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -309,6 +310,22 @@ def report(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def result_dict(result: BenchResult) -> dict[str, object]:
+    """Return a run's numbers and verdicts as plain JSON-ready values."""
+    routes = {
+        timing.name: {"rows": timing.rows, "seconds": timing.seconds, "rows_per_second": timing.rows_per_second}
+        for timing in (result.keel, result.wrangler)
+    }
+    return {
+        "routes": routes,
+        "ratio": result.ratio,
+        "read_back_identical": result.identical,
+        "read_back_rows": result.read_back_rows,
+        "ratio_target": {"target": TARGET_RATIO, "passed": result.ratio_target_met},
+        "throughput_target": {"target": TARGET_ROWS_PER_SECOND, "passed": result.throughput_target_met},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """
     Run the benchmark and print its report.
@@ -319,9 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"input rows (default {DEFAULT_ROWS:,})")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per route; the fastest counts (default 3)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a throughput target is missed")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
     arguments = parser.parse_args(argv)
     result = run(arguments.rows, arguments.repeats)
     print(report(result))
+    if arguments.json is not None:
+        arguments.json.write_text(json.dumps(result_dict(result), indent=2) + "\n")
     if not result.identical:
         return 1
     if arguments.strict and not (result.ratio_target_met and result.throughput_target_met):

@@ -87,3 +87,54 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in (header, *rows):
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@data_app.command(name="check")
+def check_catalog_command(
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")] = None,
+    instrument: Annotated[list[str] | None, typer.Option(help="Only this instrument id (repeatable), e.g. BTCUSDT.BINANCE.")] = None,
+    checks: Annotated[Path | None, typer.Option(help="Checks file with a policy per check (default configs/data_checks.yaml).")] = None,
+    max_shown: Annotated[int, typer.Option(help="Findings printed per check, instrument and data type (all are counted).")] = 20,
+) -> None:
+    """
+    Check catalog data: ts_init order, trade id duplicates/gaps, crossed quotes, zero volume, price outliers, depth sequence.
+
+    Each finding names the instrument, data type, file, row (0-based) and field, and what was expected. Exit code 1
+    when a check whose policy is `fail` finds something, 0 otherwise (warnings included).
+    """
+    from keel.data.quality import DEFAULT_CHECKS_FILE
+    from keel.data.quality import DataCheckConfigError
+    from keel.data.quality import check_catalog
+    from keel.data.quality import load_check_policies
+    from keel.settings import default_catalog_path
+
+    root = catalog or default_catalog_path()
+    try:
+        policies = load_check_policies(checks or DEFAULT_CHECKS_FILE)
+    except DataCheckConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    report = check_catalog(root, policies, instrument or None)
+    if not report.checked:
+        typer.echo(f"error: {root}: no trade, quote or depth data" + (f" for {', '.join(instrument)}" if instrument else ""), err=True)
+        raise typer.Exit(code=2)
+    shown: dict[tuple[str, str, str], int] = {}
+    for finding in report.findings:
+        key = (finding.check, finding.instrument_id, finding.data_type)
+        shown[key] = shown.get(key, 0) + 1
+        if shown[key] <= max_shown:
+            typer.echo(str(finding))
+    for (check, instrument_id, data_type), count in shown.items():
+        if count > max_shown:
+            typer.echo(f"... {check}: {instrument_id} {data_type}: {count - max_shown} more findings not shown")
+    counts = {(instrument_id, data_type): 0 for instrument_id, data_type, _ in report.checked}
+    for finding in report.findings:
+        counts[(finding.instrument_id, finding.data_type)] += 1
+    _table(
+        ("instrument", "data type", "rows", "findings"),
+        [(instrument_id, data_type, str(rows), str(counts[(instrument_id, data_type)])) for instrument_id, data_type, rows in report.checked],
+    )
+    verdict = "FAIL" if report.failed else "ok"
+    typer.echo(f"catalog: {root}: {verdict} ({len(report.findings)} findings)")
+    if report.failed:
+        raise typer.Exit(code=1)
