@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Python 3.12: python3.12 on PATH, else pyenv's 3.12 (these machines have 3.12.1 under pyenv).
 PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $(HOME)/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
 
-.PHONY: venv demo test test-fast lab mlflow-ui clean
+.PHONY: venv demo test test-fast bench lab mlflow-ui clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,9 @@ test: venv
 
 test-fast: venv
 	$(VENV)/bin/pytest -m "not slow"
+
+bench: venv
+	$(PYTHON) -m bench
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

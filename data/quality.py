@@ -10,6 +10,7 @@ from ``configs/data_checks.yaml``; ``keel data check`` exits 1 when a ``fail`` c
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -238,6 +239,11 @@ def _decoded(column: pa.ChunkedArray) -> pl.Series:
     return pl.from_arrow(decimal)
 
 
+def _plain(value: Decimal) -> str:
+    """Return a fixed-point value without the 16-decimal padding (``61824.0000000000000000`` -> ``61824``)."""
+    return format(value.normalize(), "f")
+
+
 # A check takes the folder's frame and its settings and yields (offending rows with _file/_row, field, problems).
 _Result = tuple[pl.DataFrame, str, list[str]]
 _CheckFunction = Callable[[pl.DataFrame, _Check], list[_Result]]
@@ -280,7 +286,7 @@ def _trade_id_gaps(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
 def _crossed_quotes(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
     rows = frame.filter(pl.col("bid_price") >= pl.col("ask_price"))
     problems = [
-        f"bid {bid} {'=' if bid == ask else '>'} ask {ask} ({'locked' if bid == ask else 'crossed'}): expected bid < ask"
+        f"bid {_plain(bid)} {'=' if bid == ask else '>'} ask {_plain(ask)} ({'locked' if bid == ask else 'crossed'}): expected bid < ask"
         for bid, ask in zip(rows["bid_price"], rows["ask_price"], strict=True)
     ]
     return [(rows, "bid_price", problems)]
@@ -310,7 +316,7 @@ def _price_outliers(frame: pl.DataFrame, settings: _PriceOutlierCheck) -> list[_
     scored = scored.with_columns(pl.max_horizontal(robust, floor).alias("deviation"))
     rows = scored.filter(pl.col("distance") > settings.deviations * pl.col("deviation"))
     problems = [
-        f"price {price_value} is {distance / deviation:.1f} robust deviations from the rolling median {median_value}: "
+        f"price {_plain(price_value)} is {distance / deviation:.1f} robust deviations from the rolling median {median_value:.10g}: "
         f"expected within {settings.deviations:g}"
         for price_value, distance, deviation, median_value in zip(rows["price"], rows["distance"], rows["deviation"], rows["median"], strict=True)
     ]
