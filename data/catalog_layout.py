@@ -20,6 +20,8 @@ from keel.data.fixed_point import fixed_to_arrow
 TRADE_TICK = "trade_tick"
 QUOTE_TICK = "quote_tick"
 ORDER_BOOK_DELTAS = "order_book_deltas"
+BAR = "bar"
+FUNDING_RATE_UPDATE = "funding_rate_update"
 
 _FIXED = pa.binary(16)
 _SCHEMAS: dict[str, list[pa.Field]] = {
@@ -47,6 +49,23 @@ _SCHEMAS: dict[str, list[pa.Field]] = {
         pa.field("order_id", pa.uint64(), nullable=False),
         pa.field("flags", pa.uint8(), nullable=False),
         pa.field("sequence", pa.uint64(), nullable=False),
+        pa.field("ts_event", pa.uint64(), nullable=False),
+        pa.field("ts_init", pa.uint64(), nullable=False),
+    ],
+    BAR: [
+        pa.field("open", _FIXED, nullable=False),
+        pa.field("high", _FIXED, nullable=False),
+        pa.field("low", _FIXED, nullable=False),
+        pa.field("close", _FIXED, nullable=False),
+        pa.field("volume", _FIXED, nullable=False),
+        pa.field("ts_event", pa.uint64(), nullable=False),
+        pa.field("ts_init", pa.uint64(), nullable=False),
+    ],
+    # The rate is a JSON-quoted decimal string ('"0.0001"'), as nautilus' own serializer writes it.
+    FUNDING_RATE_UPDATE: [
+        pa.field("rate", pa.binary(), nullable=False),
+        pa.field("interval", pa.uint16(), nullable=True),
+        pa.field("next_funding_ns", pa.uint64(), nullable=True),
         pa.field("ts_event", pa.uint64(), nullable=False),
         pa.field("ts_init", pa.uint64(), nullable=False),
     ],
@@ -130,18 +149,22 @@ def parse_file_name(name: str) -> tuple[int, int] | None:
         return None
 
 
-def arrow_table(data_type: str, frame: pl.DataFrame, instrument: Instrument) -> pa.Table:
+def arrow_table(data_type: str, frame: pl.DataFrame, instrument: Instrument, identifier: str | None = None) -> pa.Table:
     """
-    Build the nautilus Arrow table for trade ticks, quote ticks or order book deltas.
+    Build the nautilus Arrow table for trade ticks, quote ticks, order book deltas, bars or funding rates.
 
     Parameters
     ----------
     data_type : str
-        ``TRADE_TICK``, ``QUOTE_TICK`` or ``ORDER_BOOK_DELTAS``.
+        ``TRADE_TICK``, ``QUOTE_TICK``, ``ORDER_BOOK_DELTAS``, ``BAR`` or ``FUNDING_RATE_UPDATE``.
     frame : pl.DataFrame
-        Columns named as the schema; prices and sizes as ``Decimal(38, 16)``; sorted by ``ts_init``.
+        Columns named as the schema; prices and sizes as ``Decimal(38, 16)``; the funding ``rate`` as a
+        decimal string; sorted by ``ts_init``.
     instrument : Instrument
         Gives the id and precisions stored in the schema metadata.
+    identifier : str, optional
+        The catalog folder name; for bars the bar type (e.g. ``BTCUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL``),
+        stored as ``bar_type`` metadata as nautilus does. Defaults to the instrument id.
 
     Returns
     -------
@@ -154,13 +177,16 @@ def arrow_table(data_type: str, frame: pl.DataFrame, instrument: Instrument) -> 
         column = frame[schema_field.name]
         if schema_field.type == _FIXED:
             columns.append(fixed_to_arrow(column))
+        elif data_type == FUNDING_RATE_UPDATE and schema_field.name == "rate":
+            columns.append(pa.array(('"' + column.cast(pl.String) + '"').to_arrow()).cast(pa.binary()))
         else:
             columns.append(pa.array(column.to_arrow()).cast(schema_field.type))
-    metadata = {
-        "instrument_id": instrument.id.value,
-        "price_precision": str(instrument.price_precision),
-        "size_precision": str(instrument.size_precision),
-    }
+    metadata = {"instrument_id": instrument.id.value}
+    if data_type == BAR:
+        metadata = {"bar_type": identifier or instrument.id.value, **metadata}
+    if data_type != FUNDING_RATE_UPDATE:
+        metadata["price_precision"] = str(instrument.price_precision)
+        metadata["size_precision"] = str(instrument.size_precision)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=metadata))
 
 

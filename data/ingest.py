@@ -1,6 +1,8 @@
-"""Ingest Binance spot recordings into a nautilus catalog, all or nothing.
+"""Write parsed venue data into a nautilus catalog, all or nothing; and the Binance spot recording source.
 
-Every input is read and checked, and every output file written, in a staging folder beside the catalog;
+Every source module (Binance recordings, Binance dumps, OKX, Tardis, bars) parses its files into
+:class:`SourceTable` s, one per instrument, data type and input file, and hands them with their instruments
+to :func:`commit_tables`. Every input is read and checked, and every output file written, in a staging folder beside the catalog;
 files move into the catalog only once all of that succeeded. A failure therefore leaves the catalog
 exactly as it was. A file whose name (type, instrument, first/last ``ts_init``) already exists in the
 catalog is skipped, which makes ingesting the same recording twice a no-op.
@@ -9,7 +11,6 @@ catalog is skipped, which makes ingesting the same recording twice a no-op.
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +102,45 @@ class IngestReport:
 
 
 @dataclass(frozen=True)
-class _PlannedFile:
-    instrument_id: str
+class SourceTable:
+    """
+    One instrument's rows of one data type, parsed from one input file, ready for the catalog.
+
+    Parameters
+    ----------
+    data_type : str
+        A schema of :mod:`keel.data.catalog_layout` (``trade_tick``, ``quote_tick``, ``order_book_deltas``, ``bar``).
+    identifier : str
+        The catalog folder: the instrument id, or the bar type for bars.
+    instrument : Instrument
+        Gives the precisions written into the file's metadata.
+    frame : pl.DataFrame
+        The schema's columns (prices and sizes as ``Decimal(38, 16)``), sorted by ``ts_init``, not empty.
+    source : Path
+        The input file, named in errors.
+
+    """
+
     data_type: str
-    relative: Path
-    first_ts: int
-    last_ts: int
+    identifier: str
+    instrument: Instrument
+    frame: pl.DataFrame
     source: Path
-    write: Callable[[Path], int]  # writes the file at the given path, returns its row count
+
+    @property
+    def first_ts(self) -> int:
+        """Return the first ``ts_init``."""
+        return int(self.frame["ts_init"][0])
+
+    @property
+    def last_ts(self) -> int:
+        """Return the last ``ts_init``."""
+        return int(self.frame["ts_init"][-1])
+
+    @property
+    def relative(self) -> Path:
+        """Return the catalog file this table becomes, relative to the catalog root."""
+        return relative_path(self.data_type, self.identifier, self.first_ts, self.last_ts)
 
 
 def sample_recordings() -> list[Path]:
@@ -150,10 +182,45 @@ def ingest_binance_spot(
     symbols = {symbol for raw in raws for symbol in raw.symbols}
     instruments = binance_spot_instruments(Path(exchange_info), symbols)
     rounded: dict[str, int] = {}
-    plan: list[_PlannedFile] = []
+    tables: list[SourceTable] = []
     for raw in raws:
-        plan.extend(_plan_recording(raw, instruments, rounded))
+        tables.extend(_recording_tables(raw, instruments, rounded))
+    return commit_tables(catalog, list(instruments.values()), tables, rounded)
 
+
+def commit_tables(
+    catalog: Path,
+    instruments: Sequence[Instrument],
+    tables: Sequence[SourceTable],
+    rounded_quantities: dict[str, int] | None = None,
+) -> IngestReport:
+    """
+    Write instruments and data tables into the catalog, all or nothing.
+
+    Parameters
+    ----------
+    catalog : Path
+        The ``ParquetDataCatalog`` root; created if missing.
+    instruments : Sequence[Instrument]
+        Every instrument the tables refer to; each version (``ts_init``) not yet in the catalog is added.
+    tables : Sequence[SourceTable]
+        The data; empty tables are skipped.
+    rounded_quantities : dict[str, int], optional
+        Per instrument id, quantities the source rounded to the size step (reported back as given).
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    DataInputError
+        If a table overlaps data already in the catalog (or another table of the same folder); nothing is
+        written then.
+
+    """
+    catalog = Path(catalog).resolve()
+    plan = [table for table in tables if not table.frame.is_empty()]
     existing = catalog_files(catalog)
     to_write, present = _resolve_against_catalog(plan, existing, catalog)
     catalog.parent.mkdir(parents=True, exist_ok=True)
@@ -168,80 +235,59 @@ def ingest_binance_spot(
         shutil.rmtree(staging, ignore_errors=True)
     files = [_at(item, catalog) for item in written] + present + instruments_present
     files.sort(key=lambda item: (item.instrument_id, item.data_type, item.first_ts))
-    return IngestReport(catalog=catalog, files=files, rounded_quantities=rounded)
+    return IngestReport(catalog=catalog, files=files, rounded_quantities=dict(rounded_quantities or {}))
 
 
-def _plan_recording(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[_PlannedFile]:
-    plan = []
+def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[SourceTable]:
+    tables = []
     for symbol, frames in recording_frames(raw, instruments).items():
         instrument = instruments[symbol]
         instrument_id = instrument.id.value
         rounded[instrument_id] = rounded.get(instrument_id, 0) + frames.rounded_quantities
         for data_type, frame in ((TRADE_TICK, frames.trades), (QUOTE_TICK, frames.quotes), (ORDER_BOOK_DELTAS, frames.deltas)):
-            if frame.is_empty():
-                continue
-            first_ts, last_ts = int(frame["ts_init"][0]), int(frame["ts_init"][-1])
-            plan.append(
-                _PlannedFile(
-                    instrument_id,
-                    data_type,
-                    relative_path(data_type, instrument_id, first_ts, last_ts),
-                    first_ts,
-                    last_ts,
-                    raw.path,
-                    _table_writer(data_type, frame, instrument),
-                )
-            )
-    return plan
-
-
-def _table_writer(data_type: str, frame: pl.DataFrame, instrument: Instrument) -> Callable[[Path], int]:
-    def write(staged: Path) -> int:
-        pq.write_table(arrow_table(data_type, frame, instrument), staged, row_group_size=ROWS_PER_GROUP)
-        return frame.height
-
-    return write
+            tables.append(SourceTable(data_type, instrument_id, instrument, frame, raw.path))
+    return tables
 
 
 def _resolve_against_catalog(
-    plan: list[_PlannedFile], existing: list[CatalogFile], catalog: Path
-) -> tuple[list[_PlannedFile], list[IngestedFile]]:
+    plan: list[SourceTable], existing: list[CatalogFile], catalog: Path
+) -> tuple[list[SourceTable], list[IngestedFile]]:
     by_folder: dict[tuple[str, str], list[CatalogFile]] = {}
     for item in existing:
         by_folder.setdefault((item.data_type, item.identifier), []).append(item)
-    to_write: list[_PlannedFile] = []
+    to_write: list[SourceTable] = []
     present: list[IngestedFile] = []
     for item in plan:
         target = catalog / item.relative
         if target.exists():
             rows = pq.ParquetFile(target).metadata.num_rows
-            present.append(IngestedFile(item.instrument_id, item.data_type, rows, item.first_ts, item.last_ts, target, ALREADY_PRESENT))
+            present.append(IngestedFile(item.identifier, item.data_type, rows, item.first_ts, item.last_ts, target, ALREADY_PRESENT))
             continue
-        neighbours = by_folder.setdefault((item.data_type, item.instrument_id), [])
+        neighbours = by_folder.setdefault((item.data_type, item.identifier), [])
         for other in neighbours:
             if other.overlaps(item.first_ts, item.last_ts):
                 raise DataInputError(
                     item.source,
-                    f"{item.instrument_id} {item.data_type} covers {item.relative.name.removesuffix('.parquet')}, which overlaps "
+                    f"{item.identifier} {item.data_type} covers {item.relative.name.removesuffix('.parquet')}, which overlaps "
                     f"{other.path}: expected time ranges disjoint from data already ingested (or from another input file)",
                 )
-        neighbours.append(CatalogFile(item.data_type, item.instrument_id, item.first_ts, item.last_ts, target))
+        neighbours.append(CatalogFile(item.data_type, item.identifier, item.first_ts, item.last_ts, target))
         to_write.append(item)
     return to_write, present
 
 
-def _stage(plan: list[_PlannedFile], instruments: dict[str, Instrument], staging: Path, catalog: Path) -> tuple[list[IngestedFile], list[IngestedFile]]:
+def _stage(plan: list[SourceTable], instruments: Sequence[Instrument], staging: Path, catalog: Path) -> tuple[list[IngestedFile], list[IngestedFile]]:
     """Write the planned data files, and each instrument not yet in the catalog, under ``staging``."""
     staged = []
     for item in plan:
         path = staging / item.relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = item.write(path)
-        staged.append(IngestedFile(item.instrument_id, item.data_type, rows, item.first_ts, item.last_ts, item.relative, WRITTEN))
+        pq.write_table(arrow_table(item.data_type, item.frame, item.instrument, item.identifier), path, row_group_size=ROWS_PER_GROUP)
+        staged.append(IngestedFile(item.identifier, item.data_type, item.frame.height, item.first_ts, item.last_ts, item.relative, WRITTEN))
     # Instruments are few: nautilus' own writer serializes them, into a scratch catalog inside the staging folder.
     scratch = staging / "instruments"
     instrument_catalog = ParquetDataCatalog(str(scratch))
-    for instrument in instruments.values():
+    for instrument in instruments:
         instrument_catalog.write_data([instrument])
     present = []
     for path in sorted(scratch.glob("data/*/*/*.parquet")):
