@@ -1,9 +1,15 @@
 """``keel data``: put raw venue files into the catalog and see what it holds."""
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from keel.data.ingest import IngestReport
+    from keel.data.quality import CheckPolicies
 
 data_app = typer.Typer(
     name="data",
@@ -12,6 +18,11 @@ data_app = typer.Typer(
 )
 ingest_app = typer.Typer(name="ingest", help="Ingest raw venue files into the catalog (all or nothing).", no_args_is_help=True)
 data_app.add_typer(ingest_app)
+
+_CatalogOption = Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")]
+_ChecksOption = Annotated[
+    Path | None, typer.Option(help="Checks file: a fail/warn/repair/off policy per data check (default configs/data_checks.yaml).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -22,32 +33,56 @@ def register(app: typer.Typer) -> None:
 @ingest_app.command(name="binance-spot")
 def ingest_binance_spot_command(
     recordings: Annotated[list[Path], typer.Argument(help="Recording files: gzip or text lines '<local ts ns> <json>'.")],
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")] = None,
+    catalog: _CatalogOption = None,
     exchange_info: Annotated[
         Path | None,
         typer.Option(help="Saved /api/v3/exchangeInfo response with every recorded symbol (default: the shipped one)."),
     ] = None,
+    checks: _ChecksOption = None,
 ) -> None:
     """
     Ingest Binance spot websocket recordings: trades, bookTicker quotes, L2 depth (snapshot + diffs).
 
-    Every line is checked (JSON, order of local times, depth update-id continuity, trade ids); on any error the
-    file and line are named and the catalog is left exactly as it was. Ingesting the same file again is a no-op.
+    Every line is checked (JSON, order of local times, depth update-id continuity, trade ids), then the data checks of the checks file run on every table; on any error the file and line (or row) are named and the catalog is left exactly as it was. Ingesting the same file again is a no-op.
     """
-    from keel.data.errors import DataInputError
     from keel.data.ingest import DEFAULT_EXCHANGE_INFO
     from keel.data.ingest import ingest_binance_spot
+
+    policies = _load_policies(checks)
+    _run_ingest(lambda root: ingest_binance_spot(recordings, root, exchange_info or DEFAULT_EXCHANGE_INFO, policies), catalog)
+
+
+def _load_policies(checks: Path | None) -> "CheckPolicies":
+    from keel.data.quality import DEFAULT_CHECKS_FILE
+    from keel.data.quality import DataCheckConfigError
+    from keel.data.quality import load_check_policies
+
+    try:
+        return load_check_policies(checks or DEFAULT_CHECKS_FILE)
+    except DataCheckConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _run_ingest(ingest: Callable[[Path], "IngestReport"], catalog: Path | None, max_shown: int = 20) -> None:
+    """Run one source's ingest into the catalog and print what it wrote and found; bad input exits 2."""
+    from keel.data.errors import DataInputError
     from keel.settings import default_catalog_path
 
     try:
-        report = ingest_binance_spot(recordings, catalog or default_catalog_path(), exchange_info or DEFAULT_EXCHANGE_INFO)
+        report = ingest(catalog or default_catalog_path())
     except DataInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
     rows = [(item.instrument_id, item.data_type, _iso(item.first_ts), _iso(item.last_ts), str(item.rows), item.status) for item in report.files]
     _table(("instrument", "data type", "first", "last", "rows", "status"), rows)
+    for finding in report.findings[:max_shown]:
+        typer.echo(str(finding))
+    if len(report.findings) > max_shown:
+        typer.echo(f"... {len(report.findings) - max_shown} more findings not shown")
     for instrument_id, count in report.rounded_quantities.items():
-        typer.echo(f"note: {instrument_id}: {count} depth quantities finer than the size step were rounded up to it")
+        if count:
+            typer.echo(f"note: {instrument_id}: {count} depth quantities finer than the size step were rounded up to it")
     typer.echo(f"catalog: {report.catalog}" + ("" if report.changed_catalog else " (unchanged: everything was already there)"))
 
 

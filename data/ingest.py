@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -32,6 +34,11 @@ from keel.data.catalog_layout import catalog_files
 from keel.data.catalog_layout import parse_file_name
 from keel.data.catalog_layout import relative_path
 from keel.data.errors import DataInputError
+from keel.data.quality import FAIL
+from keel.data.quality import CheckPolicies
+from keel.data.quality import Finding
+from keel.data.quality import check_table
+from keel.data.quality import load_check_policies
 from keel.data.instruments import binance_spot_instruments
 from keel.settings import SAMPLE_DIR
 
@@ -88,12 +95,16 @@ class IngestReport:
         One entry per instrument, data type and source recording.
     rounded_quantities : dict[str, int]
         Per instrument id: quantities finer than the size step, rounded up to it.
+    findings : list[Finding]
+        What the data checks found with policy ``warn`` or ``repair`` (``fail`` findings stop the ingest); rows
+        are 0-based within the table parsed from the named input file.
 
     """
 
     catalog: Path
     files: list[IngestedFile]
     rounded_quantities: dict[str, int]
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def changed_catalog(self) -> bool:
@@ -152,6 +163,7 @@ def ingest_binance_spot(
     recordings: Sequence[Path],
     catalog: Path,
     exchange_info: Path = DEFAULT_EXCHANGE_INFO,
+    checks: CheckPolicies | None = None,
 ) -> IngestReport:
     """
     Ingest Binance spot recordings (trades, bookTicker quotes, L2 deltas) and their instruments.
@@ -164,6 +176,8 @@ def ingest_binance_spot(
         The ``ParquetDataCatalog`` root; created if missing.
     exchange_info : Path
         A saved ``/api/v3/exchangeInfo`` response covering every recorded symbol.
+    checks : CheckPolicies, optional
+        Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
 
     Returns
     -------
@@ -185,7 +199,7 @@ def ingest_binance_spot(
     tables: list[SourceTable] = []
     for raw in raws:
         tables.extend(_recording_tables(raw, instruments, rounded))
-    return commit_tables(catalog, list(instruments.values()), tables, rounded)
+    return commit_tables(catalog, list(instruments.values()), tables, rounded, checks)
 
 
 def commit_tables(
@@ -193,6 +207,7 @@ def commit_tables(
     instruments: Sequence[Instrument],
     tables: Sequence[SourceTable],
     rounded_quantities: dict[str, int] | None = None,
+    checks: CheckPolicies | None = None,
 ) -> IngestReport:
     """
     Write instruments and data tables into the catalog, all or nothing.
@@ -207,6 +222,9 @@ def commit_tables(
         The data; empty tables are skipped.
     rounded_quantities : dict[str, int], optional
         Per instrument id, quantities the source rounded to the size step (reported back as given).
+    checks : CheckPolicies, optional
+        Data-check policies (``keel.data.quality``) run on every table before anything is written; default:
+        ``configs/data_checks.yaml``.
 
     Returns
     -------
@@ -215,12 +233,12 @@ def commit_tables(
     Raises
     ------
     DataInputError
-        If a table overlaps data already in the catalog (or another table of the same folder); nothing is
-        written then.
+        If a check with policy ``fail`` finds something, or a table overlaps data already in the catalog (or
+        another table of the same folder); nothing is written then.
 
     """
     catalog = Path(catalog).resolve()
-    plan = [table for table in tables if not table.frame.is_empty()]
+    plan, findings = _checked(tables, checks or load_check_policies())
     existing = catalog_files(catalog)
     to_write, present = _resolve_against_catalog(plan, existing, catalog)
     catalog.parent.mkdir(parents=True, exist_ok=True)
@@ -235,7 +253,29 @@ def commit_tables(
         shutil.rmtree(staging, ignore_errors=True)
     files = [_at(item, catalog) for item in written] + present + instruments_present
     files.sort(key=lambda item: (item.instrument_id, item.data_type, item.first_ts))
-    return IngestReport(catalog=catalog, files=files, rounded_quantities=dict(rounded_quantities or {}))
+    return IngestReport(catalog=catalog, files=files, rounded_quantities=dict(rounded_quantities or {}), findings=findings)
+
+
+def _checked(tables: Sequence[SourceTable], checks: CheckPolicies) -> tuple[list[SourceTable], list[Finding]]:
+    """Run the data checks on every non-empty table; raise on the first ``fail`` finding, repair where asked."""
+    plan: list[SourceTable] = []
+    findings: list[Finding] = []
+    for table in tables:
+        if table.frame.is_empty():
+            continue
+        result = check_table(table.data_type, table.frame, checks, table.instrument.id.value, table.source)
+        failures = [finding for finding in result.findings if finding.policy == FAIL]
+        if failures:
+            first = failures[0]
+            raise DataInputError(
+                table.source,
+                f"{len(failures)} finding(s) of checks with policy fail; first: {first.check}: {first.instrument_id} "
+                f"{first.data_type} row {first.row} (0-based, of the parsed {first.data_type} rows) {first.field}: {first.problem}",
+            )
+        findings.extend(result.findings)
+        if not result.frame.is_empty():
+            plan.append(replace(table, frame=result.frame))
+    return plan, findings
 
 
 def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[SourceTable]:

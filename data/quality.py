@@ -3,8 +3,13 @@ Quality checks on catalog data, run on Arrow/polars columns read straight from t
 
 Each check looks at one instrument's files of one data type, concatenated in time order, and reports every
 offending row as a :class:`Finding` naming the instrument, data type, file, row (0-based, within that file),
-field, and what was found against what was expected. A policy per check (``fail``, ``warn`` or ``off``) comes
-from ``configs/data_checks.yaml``; ``keel data check`` exits 1 when a ``fail`` check finds anything.
+field, and what was found against what was expected. A policy per check (``fail``, ``warn``, ``repair`` or
+``off``) comes from ``configs/data_checks.yaml``; ``keel data check`` exits 1 when a ``fail`` check finds anything.
+
+The same checks run on every ingest, on each parsed table before it is written (:func:`check_table`): a ``fail``
+finding stops the ingest with nothing written, a ``warn`` finding is reported, and ``repair`` (offered only by
+checks with one defensible repair: drop the offending rows, or restore time order) fixes the table and reports
+what it changed. A catalog check reports ``repair`` findings like warnings: the catalog itself is never rewritten.
 """
 
 from collections.abc import Callable
@@ -31,8 +36,9 @@ from keel.settings import CONFIGS_DIR
 DEFAULT_CHECKS_FILE = CONFIGS_DIR / "data_checks.yaml"
 FAIL = "fail"
 WARN = "warn"
+REPAIR = "repair"
 OFF = "off"
-Policy = Literal["fail", "warn", "off"]
+Policy = Literal["fail", "warn", "repair", "off"]
 _FILE = "_file"
 _ROW = "_row"
 _FIXED = pa.binary(16)
@@ -92,6 +98,12 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
     def policy(self, check: str) -> str:
         """Return the policy of the check named ``check``."""
         return getattr(self, check).policy
+
+    def __post_init__(self) -> None:
+        for check in self.__struct_fields__:
+            if getattr(self, check).policy == REPAIR and check not in _REPAIRABLE:
+                # msgspec turns a ValueError here into a ValidationError naming the file.
+                raise ValueError(f"checks.{check}.policy: 'repair' is not offered by {check} (nothing safe to repair): expected fail, warn or off")
 
 
 class _ChecksFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -216,6 +228,75 @@ def check_catalog(catalog: Path, policies: CheckPolicies, instrument_ids: Sequen
                     )
     findings.sort(key=lambda finding: (finding.instrument_id, finding.data_type, str(finding.file), finding.row, finding.check))
     return CheckReport(catalog, checked, findings)
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """
+    What :func:`check_table` found in one parsed table, and the table to write.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        The table after ``repair`` policies (the input itself when nothing was repaired).
+    findings : list[Finding]
+        Every finding of an enabled check, ``repair`` ones included; rows are those of the input table.
+
+    """
+
+    frame: pl.DataFrame
+    findings: list[Finding]
+
+
+def check_table(
+    data_type: str,
+    frame: pl.DataFrame,
+    policies: CheckPolicies,
+    instrument_id: str,
+    source: Path,
+) -> TableCheck:
+    """
+    Run the enabled checks of ``data_type`` on one table about to be ingested, and apply ``repair`` policies.
+
+    Parameters
+    ----------
+    data_type : str
+        ``trade_tick``, ``quote_tick`` or ``order_book_deltas``; other types have no checks here and pass as they are.
+    frame : pl.DataFrame
+        The table in the catalog schema (prices and sizes as ``Decimal(38, 16)``), sorted as parsed.
+    policies : CheckPolicies
+        From :func:`load_check_policies`.
+    instrument_id : str
+        Named in findings.
+    source : Path
+        The input file the table was parsed from, named in findings.
+
+    Returns
+    -------
+    TableCheck
+
+    """
+    findings: list[Finding] = []
+    drop = pl.Series([False] * frame.height)
+    restore_order = False
+    indexed = frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW))
+    for check_name, check in _CHECKS_BY_TYPE.get(data_type, []):
+        settings = getattr(policies, check_name)
+        if settings.policy == OFF:
+            continue
+        for row_frame, field, problems in check(indexed, settings):
+            for row, problem in zip(row_frame[_ROW], problems, strict=True):
+                findings.append(Finding(check_name, settings.policy, instrument_id, data_type, source, row, field, problem))
+        if settings.policy == REPAIR:
+            if check_name in _DROP_REPAIRS:
+                drop = drop | _DROP_REPAIRS[check_name](indexed, settings)
+            else:
+                restore_order = True
+    repaired = frame.filter(~drop) if drop.any() else frame
+    if restore_order:
+        # A stable sort keeps the parsed order of rows received at the same instant.
+        repaired = repaired.sort("ts_init", maintain_order=True)
+    return TableCheck(repaired, findings)
 
 
 def _read_folder(files: list[CatalogFile]) -> pl.DataFrame:
@@ -347,3 +428,38 @@ _CHECKS_BY_TYPE: dict[str, list[tuple[str, _CheckFunction]]] = {
         ("depth_sequence", _depth_sequence),
     ],
 }
+
+
+def _duplicate_rows(frame: pl.DataFrame, settings: _Check) -> pl.Series:
+    return frame.select(~pl.col("trade_id").is_first_distinct()).to_series()
+
+
+def _crossed_rows(frame: pl.DataFrame, settings: _Check) -> pl.Series:
+    return frame.select(pl.col("bid_price") >= pl.col("ask_price")).to_series()
+
+
+def _zero_volume_rows(frame: pl.DataFrame, settings: _ZeroVolumeCheck) -> pl.Series:
+    sizes = ["size"] if "size" in frame.columns else ["bid_size", "ask_size"]
+    drop = pl.Series([False] * frame.height)
+    for size in sizes:
+        is_zero = pl.col(size) == 0
+        run_length = pl.len().over(is_zero.rle_id())
+        drop = drop | frame.select(is_zero & (run_length >= settings.min_run)).to_series()
+    return drop
+
+
+def _outlier_rows(frame: pl.DataFrame, settings: _PriceOutlierCheck) -> pl.Series:
+    rows = _price_outliers(frame, settings)[0][0]
+    return frame.select(pl.col(_ROW).is_in(rows[_ROW].implode())).to_series()
+
+
+# The checks whose offending rows can be repaired by dropping them: a duplicate trade, a crossed quote, a
+# zero-size print or a far-off price carry no information a backtest should see. ts_init order is repaired
+# by a stable sort. Gaps and depth sequence breaks cannot be repaired: the missing data is not there.
+_DROP_REPAIRS: dict[str, Callable[[pl.DataFrame, _Check], pl.Series]] = {
+    "trade_id_duplicates": _duplicate_rows,
+    "crossed_quotes": _crossed_rows,
+    "zero_volume": _zero_volume_rows,
+    "price_outliers": _outlier_rows,
+}
+_REPAIRABLE = frozenset(_DROP_REPAIRS) | {"ts_init_monotonic"}
