@@ -18,6 +18,8 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.data.quality import check_catalog
+from keel.data.quality import load_check_policies
 from keel.fills import read_fills
 from keel.live.recorder import BOOK_SUMMARY_LEVELS
 from keel.live.recorder import SessionRecorder
@@ -109,3 +111,14 @@ def test_session_catalog_backtests_like_ingested_data(recorded: tuple) -> None:
     session_dir, engine_fills, _ = recorded
     replay_fills, _ = _run_backtest(session_dir / CATALOG_DIR, None)
     assert replay_fills == engine_fills
+
+
+def test_session_catalog_passes_the_data_checks_like_ingested_data(sample_catalog: Path, recorded: tuple) -> None:
+    session_dir, _, _ = recorded
+    policies = load_check_policies()
+
+    session_report = check_catalog(session_dir / CATALOG_DIR, policies)
+    ingested_report = check_catalog(sample_catalog, policies, [BTCUSDT.value])
+
+    assert not session_report.failed
+    assert session_report.checked == ingested_report.checked
