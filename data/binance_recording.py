@@ -1,28 +1,49 @@
-"""Read a Binance spot market-data recording into checked, nautilus-ready columns.
+"""Read a Binance spot or USDT-M futures market-data recording into checked, nautilus-ready columns.
 
 Recording format (the one hftbacktest's collector writes): gzip text, one message per line,
 ``<local_receive_ts_ns> <json>``. The JSON is either the REST depth snapshot
 ``{"lastUpdateId", "bids", "asks"}`` or a combined-stream frame ``{"stream", "data"}`` carrying a
 ``trade``, ``bookTicker`` or ``depthUpdate`` payload exactly as Binance sent it.
 
+The two markets share this layout and differ in a few payload fields and two book rules; a
+:class:`BinanceMarket` (:data:`BINANCE_SPOT` or :data:`BINANCE_USDM`) carries those differences, the
+payload structs carry the per-market timestamps and continuity test, and everything else is shared.
+
 Reading is two steps so the exchangeInfo file is only needed for the symbols actually present:
 :func:`read_recording` decodes and checks the sequence of every line; :func:`recording_frames` then
 converts the decimal strings at the instruments' precisions.
 
-Book rule (Binance "how to manage a local order book"): diffs with ``u <= lastUpdateId`` are older than
-the snapshot and dropped; the first applied diff must satisfy ``U <= lastUpdateId + 1 <= u``; every
-later diff must start at ``U == previous u + 1``. Recorders fetch the snapshot after subscribing, so the
-diffs that bridge it often sit *before* the snapshot line: they are held back and emitted right after the
-snapshot, with the snapshot's receive time as ``ts_init`` (that is when a live book could apply them).
+Book rule (Binance "how to manage a local order book"):
+
+- spot: diffs with ``u <= lastUpdateId`` are older than the snapshot and dropped; the first applied diff
+  must satisfy ``U <= lastUpdateId + 1 <= u``; every later diff must start at ``U == previous u + 1``.
+- USDT-M futures: diffs with ``u < lastUpdateId`` are dropped; the first applied diff must satisfy
+  ``U <= lastUpdateId <= u``; every later diff must carry ``pu == previous u`` (futures ids are not
+  contiguous: ``U`` is usually far above ``previous u + 1``).
+
+Recorders fetch the snapshot after subscribing, so the diffs that bridge it often sit *before* the
+snapshot line: they are held back and emitted right after the snapshot, with the snapshot's receive time
+as ``ts_init`` (that is when a live book could apply them).
+
+Timestamps: ``ts_init`` is always the local receive time. ``ts_event`` is the exchange time the message
+carries: futures trade/bookTicker/depth/snapshot ``T`` (transaction time, as nautilus' Binance adapter
+uses), spot trade ``T`` and depth ``E``; spot bookTicker and the spot REST snapshot carry none, so their
+``ts_event`` is the receive time.
+
+Futures trades carry ``X``: only ``MARKET`` trades are order-book executions. ``INSUFFICIENT_FUND``
+(liquidation orders the insurance fund filled), ``ADL`` (auto-deleveraging) and ``NA`` prints did not
+trade against the book; they are checked for id continuity, then left out and counted
+(:attr:`RawRecording.skipped_trades`).
 """
 
 import gzip
 import zlib
+from collections.abc import Iterator
 from decimal import ROUND_CEILING
 from decimal import Decimal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
+from functools import cached_property
 from pathlib import Path
 
 import msgspec
@@ -49,6 +70,7 @@ _F_LAST = int(RecordFlag.F_LAST)
 _F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
 AGGRESSOR_BUYER = 1
 AGGRESSOR_SELLER = 2
+MARKET_TRADE = "MARKET"
 
 
 class _Trade(msgspec.Struct):
@@ -59,6 +81,16 @@ class _Trade(msgspec.Struct):
     T: int
     m: bool
 
+    def execution_type(self) -> str:
+        return MARKET_TRADE  # every spot trade stream print is an order-book execution
+
+
+class _FuturesTrade(_Trade):
+    X: str
+
+    def execution_type(self) -> str:
+        return self.X
+
 
 class _BookTicker(msgspec.Struct):
     u: int
@@ -67,6 +99,17 @@ class _BookTicker(msgspec.Struct):
     B: str
     a: str
     A: str
+
+    def event_ms(self) -> int | None:
+        return None  # spot bookTicker carries no exchange time
+
+
+class _FuturesBookTicker(_BookTicker):
+    E: int
+    T: int
+
+    def event_ms(self) -> int | None:
+        return self.T
 
 
 class _DepthUpdate(msgspec.Struct):
@@ -77,20 +120,127 @@ class _DepthUpdate(msgspec.Struct):
     b: list[tuple[str, str]]
     a: list[tuple[str, str]]
 
+    def event_ms(self) -> int:
+        return self.E
+
+    def continuity_problem(self, previous_u: int) -> str | None:
+        if self.U == previous_u + 1:
+            return None
+        return f"expected U={previous_u + 1} (previous u={previous_u})"
+
+
+class _FuturesDepthUpdate(_DepthUpdate):
+    T: int
+    pu: int
+
+    def event_ms(self) -> int:
+        return self.T
+
+    def continuity_problem(self, previous_u: int) -> str | None:
+        if self.pu == previous_u:
+            return None
+        return f"pu={self.pu}, expected pu={previous_u} (the previous diff's u)"
+
 
 class _DepthSnapshot(msgspec.Struct):
     lastUpdateId: int
     bids: list[tuple[str, str]]
     asks: list[tuple[str, str]]
 
+    def event_ms(self) -> int | None:
+        return None  # the spot REST snapshot carries no exchange time
+
+
+class _FuturesDepthSnapshot(_DepthSnapshot):
+    E: int
+    T: int
+
+    def event_ms(self) -> int | None:
+        return self.T
+
+
+@dataclass(frozen=True)
+class BinanceMarket:
+    """
+    What differs between Binance markets in a recording: payload shapes and the snapshot bridge.
+
+    Parameters
+    ----------
+    name : str
+        ``spot`` or ``usdm``, named in errors.
+    trade : type[_Trade]
+        The trade payload struct.
+    book_ticker : type[_BookTicker]
+        The bookTicker payload struct.
+    depth_update : type[_DepthUpdate]
+        The depthUpdate payload struct; it knows its own continuity rule.
+    depth_snapshot : type[_DepthSnapshot]
+        The REST depth snapshot struct.
+    bridge_offset : int
+        The first applied diff must satisfy ``U <= lastUpdateId + bridge_offset <= u`` (spot 1, futures 0);
+        diffs with a smaller ``u`` are older than the snapshot and dropped.
+
+    """
+
+    name: str
+    trade: type[_Trade]
+    book_ticker: type[_BookTicker]
+    depth_update: type[_DepthUpdate]
+    depth_snapshot: type[_DepthSnapshot]
+    bridge_offset: int
+
+    @cached_property
+    def _stream_decoders(self) -> dict[str, msgspec.json.Decoder]:
+        # Built once per market, not per line.
+        return {
+            "trade": msgspec.json.Decoder(self.trade),
+            "bookTicker": msgspec.json.Decoder(self.book_ticker),
+            "depth": msgspec.json.Decoder(self.depth_update),
+        }
+
+    @cached_property
+    def _snapshot_decoder(self) -> msgspec.json.Decoder:
+        return msgspec.json.Decoder(self.depth_snapshot)
+
+    def stream_decoder(self, kind: str) -> msgspec.json.Decoder | None:
+        """
+        Return the decoder for a stream kind (``trade``, ``bookTicker``, ``depth``), or None if unknown.
+
+        Parameters
+        ----------
+        kind : str
+            The stream name's channel, e.g. ``depth`` for ``btcusdt@depth@0ms``.
+
+        Returns
+        -------
+        msgspec.json.Decoder or None
+
+        """
+        return self._stream_decoders.get(kind)
+
+    def decode_snapshot(self, payload: bytes) -> _DepthSnapshot:
+        """
+        Decode a REST depth snapshot line's JSON.
+
+        Parameters
+        ----------
+        payload : bytes
+            The JSON after the timestamp.
+
+        Returns
+        -------
+        _DepthSnapshot
+
+        """
+        return self._snapshot_decoder.decode(payload)
+
+
+BINANCE_SPOT = BinanceMarket("spot", _Trade, _BookTicker, _DepthUpdate, _DepthSnapshot, bridge_offset=1)
+BINANCE_USDM = BinanceMarket(
+    "usdm", _FuturesTrade, _FuturesBookTicker, _FuturesDepthUpdate, _FuturesDepthSnapshot, bridge_offset=0
+)
 
 _ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_DECODERS = {
-    "trade": msgspec.json.Decoder(_Trade),
-    "bookTicker": msgspec.json.Decoder(_BookTicker),
-    "depth": msgspec.json.Decoder(_DepthUpdate),
-}
-_SNAPSHOT = msgspec.json.Decoder(_DepthSnapshot)
 
 
 @dataclass
@@ -104,7 +254,10 @@ class _Columns:
     trade_aggressor: list[int] = field(default_factory=list)
     trade_id: list[int] = field(default_factory=list)
     trade_line: list[int] = field(default_factory=list)
+    last_trade_id: int | None = None
+    skipped_trades: dict[str, int] = field(default_factory=dict)
     quote_ts_init: list[int] = field(default_factory=list)
+    quote_ts_event: list[int] = field(default_factory=list)
     quote_bid_price: list[str] = field(default_factory=list)
     quote_bid_size: list[str] = field(default_factory=list)
     quote_ask_price: list[str] = field(default_factory=list)
@@ -157,6 +310,28 @@ class RawRecording:
         """Return the Binance symbols present, sorted."""
         return sorted(self.columns)
 
+    @property
+    def skipped_trades(self) -> dict[str, dict[str, int]]:
+        """Return, per symbol, the trades left out by execution type ``X`` (futures only; e.g. ``{"ADL": 2}``)."""
+        return {symbol: dict(cols.skipped_trades) for symbol, cols in self.columns.items() if cols.skipped_trades}
+
+    def first_ts_init(self, symbol: str) -> int:
+        """
+        Return the earliest local receive time of a symbol's trades, quotes and deltas.
+
+        Parameters
+        ----------
+        symbol : str
+            A Binance symbol present in the recording.
+
+        Returns
+        -------
+        int
+
+        """
+        cols = self.columns[symbol]
+        return min(values[0] for values in (cols.trade_ts_init, cols.quote_ts_init, cols.delta_ts_init) if values)
+
 
 @dataclass(frozen=True)
 class SymbolFrames:
@@ -182,7 +357,7 @@ class SymbolFrames:
     rounded_quantities: int
 
 
-def read_recording(path: Path) -> RawRecording:
+def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecording:
     """
     Decode every line of a recording and check its continuity.
 
@@ -190,6 +365,8 @@ def read_recording(path: Path) -> RawRecording:
     ----------
     path : Path
         A ``.gz`` (or plain text) recording.
+    market : BinanceMarket, default BINANCE_SPOT
+        Which Binance market recorded it: :data:`BINANCE_SPOT` or :data:`BINANCE_USDM`.
 
     Returns
     -------
@@ -223,9 +400,9 @@ def read_recording(path: Path) -> RawRecording:
             envelope = _ENVELOPE.decode(payload)
             if "stream" in envelope:
                 stream = msgspec.json.decode(envelope["stream"], type=str)
-                _read_frame(stream, envelope, ts_init, line_number, columns, depth_events)
+                _read_frame(market, stream, envelope, ts_init, line_number, columns, depth_events)
             elif "lastUpdateId" in envelope:
-                depth_events.append(_DepthEvent(line_number, ts_init, None, snapshot=_SNAPSHOT.decode(payload)))
+                depth_events.append(_DepthEvent(line_number, ts_init, None, snapshot=market.decode_snapshot(payload)))
             else:
                 raise DataInputError(
                     path, f"expected a stream frame {{stream, data}} or a depth snapshot {{lastUpdateId, bids, asks}}, got keys {sorted(envelope)}", line_number
@@ -236,8 +413,7 @@ def read_recording(path: Path) -> RawRecording:
             raise DataInputError(path, f"bad JSON: {error}", line_number) from None
         except _LineProblem as problem:
             raise DataInputError(path, str(problem), line_number) from None
-    _apply_depth_rule(path, depth_events, columns)
-    _check_trade_ids(path, columns)
+    _apply_depth_rule(path, depth_events, columns, market.bridge_offset)
     return RawRecording(path=path, columns=columns, lines=line_number)
 
 
@@ -282,16 +458,14 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
             }
         )
         quote_lines = pl.Series(cols.quote_line, dtype=pl.Int64)
-        quote_ts = pl.Series(cols.quote_ts_init, dtype=pl.UInt64)
         quotes = pl.DataFrame(
             {
                 "bid_price": fixed(cols.quote_bid_price, price_precision, quote_lines, "bookTicker bid 'b'", is_quantity=False),
                 "ask_price": fixed(cols.quote_ask_price, price_precision, quote_lines, "bookTicker ask 'a'", is_quantity=False),
                 "bid_size": fixed(cols.quote_bid_size, size_precision, quote_lines, "bookTicker bid size 'B'", is_quantity=True),
                 "ask_size": fixed(cols.quote_ask_size, size_precision, quote_lines, "bookTicker ask size 'A'", is_quantity=True),
-                # Spot bookTicker carries no exchange time: the receive time is the best event time there is.
-                "ts_event": quote_ts,
-                "ts_init": quote_ts,
+                "ts_event": pl.Series(cols.quote_ts_event, dtype=pl.UInt64),
+                "ts_init": pl.Series(cols.quote_ts_init, dtype=pl.UInt64),
             }
         )
         delta_lines = pl.Series(cols.delta_line, dtype=pl.Int64)
@@ -374,7 +548,7 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 if raw_line:
                     yield line_number, raw_line
     except FileNotFoundError:
-        raise DataInputError(path, "file not found: expected a Binance spot recording") from None
+        raise DataInputError(path, "file not found: expected a Binance recording") from None
     except EOFError:
         raise DataInputError(
             path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", line_number + 1
@@ -384,6 +558,7 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
 
 
 def _read_frame(
+    market: BinanceMarket,
     stream: str,
     envelope: dict[str, msgspec.Raw],
     ts_init: int,
@@ -393,7 +568,7 @@ def _read_frame(
 ) -> None:
     stream_symbol, _, channel = stream.partition("@")
     kind = channel.split("@", 1)[0]
-    decoder = _DECODERS.get(kind)
+    decoder = market.stream_decoder(kind)
     if decoder is None:
         raise _LineProblem(f"stream '{stream}': expected a trade, bookTicker or depth stream")
     if "data" not in envelope:
@@ -401,12 +576,19 @@ def _read_frame(
     try:
         data = decoder.decode(envelope["data"])
     except msgspec.ValidationError as error:
-        raise _LineProblem(f"stream '{stream}': unexpected {kind} payload ({error})") from None
+        raise _LineProblem(f"stream '{stream}': unexpected {market.name} {kind} payload ({error})") from None
     symbol = data.s
     if symbol != stream_symbol.upper():
         raise _LineProblem(f"stream '{stream}' carries symbol '{symbol}': expected '{stream_symbol.upper()}'")
     cols = columns.setdefault(symbol, _Columns())
     if kind == "trade":
+        if cols.last_trade_id is not None and data.t != cols.last_trade_id + 1:
+            raise _LineProblem(f"{symbol} trade id gap or reorder: t={data.t}, expected t={cols.last_trade_id + 1}")
+        cols.last_trade_id = data.t
+        execution_type = data.execution_type()
+        if execution_type != MARKET_TRADE:
+            cols.skipped_trades[execution_type] = cols.skipped_trades.get(execution_type, 0) + 1
+            return
         cols.trade_ts_init.append(ts_init)
         cols.trade_ts_event.append(data.T * _MS)
         cols.trade_price.append(data.p)
@@ -417,6 +599,9 @@ def _read_frame(
         cols.trade_line.append(line_number)
     elif kind == "bookTicker":
         cols.quote_ts_init.append(ts_init)
+        event_ms = data.event_ms()
+        # Without an exchange time the receive time is the best event time there is.
+        cols.quote_ts_event.append(ts_init if event_ms is None else event_ms * _MS)
         cols.quote_bid_price.append(data.b)
         cols.quote_bid_size.append(data.B)
         cols.quote_ask_price.append(data.a)
@@ -428,7 +613,7 @@ def _read_frame(
         depth_events.append(_DepthEvent(line_number, ts_init, symbol, update=data))
 
 
-def _apply_depth_rule(path: Path, events: list[_DepthEvent], columns: dict[str, _Columns]) -> None:
+def _apply_depth_rule(path: Path, events: list[_DepthEvent], columns: dict[str, _Columns], bridge_offset: int) -> None:
     snapshot_symbol = _snapshot_symbol(path, events, columns)
     last_update_id: dict[str, int | None] = {}  # final id of the last applied diff; None = awaiting the bridge
     snapshot_id: dict[str, int] = {}
@@ -443,13 +628,13 @@ def _apply_depth_rule(path: Path, events: list[_DepthEvent], columns: dict[str, 
             snapshot_ts[symbol] = event.ts_init
             last_update_id[symbol] = None
             for waiting in held.pop(symbol, []):
-                _apply_diff(path, cols, waiting, last_update_id, snapshot_id, event.ts_init)
+                _apply_diff(path, cols, waiting, last_update_id, snapshot_id[symbol] + bridge_offset, event.ts_init)
             continue
         symbol = event.symbol
         if symbol not in snapshot_id:
             held.setdefault(symbol, []).append(event)
             continue
-        _apply_diff(path, columns[symbol], event, last_update_id, snapshot_id, event.ts_init)
+        _apply_diff(path, columns[symbol], event, last_update_id, snapshot_id[symbol] + bridge_offset, event.ts_init)
     for symbol, waiting in held.items():
         raise DataInputError(
             path,
@@ -478,11 +663,12 @@ def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:
     snapshot = event.snapshot
     sequence = snapshot.lastUpdateId
     levels = [(_SIDE_BUY, level) for level in snapshot.bids] + [(_SIDE_SELL, level) for level in snapshot.asks]
-    _append_delta(cols, _ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if levels else _F_LAST), sequence, event.ts_init, event.ts_init, event.line)
+    event_ms = snapshot.event_ms()
+    ts_event = event.ts_init if event_ms is None else event_ms * _MS
+    _append_delta(cols, _ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if levels else _F_LAST), sequence, ts_event, event.ts_init, event.line)
     for index, (side, (price, size)) in enumerate(levels):
         flags = _F_SNAPSHOT | (_F_LAST if index == len(levels) - 1 else 0)
-        # The REST snapshot carries no exchange time.
-        _append_delta(cols, _ACTION_ADD, side, price, size, flags, sequence, event.ts_init, event.ts_init, event.line)
+        _append_delta(cols, _ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
 
 
 def _apply_diff(
@@ -490,32 +676,29 @@ def _apply_diff(
     cols: _Columns,
     event: _DepthEvent,
     last_update_id: dict[str, int | None],
-    snapshot_id: dict[str, int],
+    bridge: int,
     ts_init: int,
 ) -> None:
     update = event.update
     symbol = event.symbol
     previous = last_update_id[symbol]
     if previous is None:
-        bridge = snapshot_id[symbol] + 1
         if update.u < bridge:
             return  # older than the snapshot: already contained in it
         if update.U > bridge:
             raise DataInputError(
                 path,
-                f"{symbol} depth gap after the snapshot: diff U={update.U} u={update.u} does not bridge lastUpdateId "
-                f"{snapshot_id[symbol]}; expected U <= {bridge} <= u",
+                f"{symbol} depth gap after the snapshot: diff U={update.U} u={update.u} does not bridge the snapshot; "
+                f"expected U <= {bridge} <= u",
                 event.line,
             )
-    elif update.U != previous + 1:
-        raise DataInputError(
-            path,
-            f"{symbol} depth sequence break: diff U={update.U} u={update.u}, expected U={previous + 1} (previous u={previous})",
-            event.line,
-        )
+    else:
+        problem = update.continuity_problem(previous)
+        if problem is not None:
+            raise DataInputError(path, f"{symbol} depth sequence break: diff U={update.U} u={update.u}, {problem}", event.line)
     last_update_id[symbol] = update.u
     levels = [(_SIDE_BUY, level) for level in update.b] + [(_SIDE_SELL, level) for level in update.a]
-    ts_event = update.E * _MS
+    ts_event = update.event_ms() * _MS
     for index, (side, (price, size)) in enumerate(levels):
         flags = _F_LAST if index == len(levels) - 1 else 0
         # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
@@ -543,15 +726,3 @@ def _append_delta(
     cols.delta_ts_event.append(ts_event)
     cols.delta_ts_init.append(ts_init)
     cols.delta_line.append(line)
-
-
-def _check_trade_ids(path: Path, columns: dict[str, _Columns]) -> None:
-    for symbol, cols in columns.items():
-        ids = cols.trade_id
-        for index in range(1, len(ids)):
-            if ids[index] != ids[index - 1] + 1:
-                raise DataInputError(
-                    path,
-                    f"{symbol} trade id gap or reorder: t={ids[index]}, expected t={ids[index - 1] + 1}",
-                    cols.trade_line[index],
-                )

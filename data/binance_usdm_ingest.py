@@ -1,0 +1,139 @@
+"""The Binance USDT-M futures recording source: trades, bookTicker quotes and L2 deltas of perpetuals.
+
+Recordings are parsed with the futures rules of :mod:`keel.data.binance_recording` and committed with
+:func:`keel.data.ingest.commit_tables`. Each recording's symbol is priced on the instrument *version* in
+force at the recording's first local timestamp (:func:`keel.data.instrument_history.instrument_as_of`);
+a price off that version's tick is refused, naming the line and the version. Only the versions some
+ingested data is priced on are written: ``BacktestNode`` adds the oldest version of an id it finds, so a
+version no data uses would only mislead it.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+from nautilus_trader.core.datetime import unix_nanos_to_iso8601
+from nautilus_trader.model.instruments import Instrument
+
+from keel.data.binance_recording import BINANCE_USDM
+from keel.data.binance_recording import RawRecording
+from keel.data.binance_recording import read_recording
+from keel.data.binance_recording import recording_frames
+from keel.data.catalog_layout import ORDER_BOOK_DELTAS
+from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import TRADE_TICK
+from keel.data.errors import DataInputError
+from keel.data.ingest import IngestReport
+from keel.data.ingest import SourceTable
+from keel.data.ingest import commit_tables
+from keel.data.instrument_history import binance_usdm_instrument_versions
+from keel.data.instrument_history import instrument_as_of
+from keel.data.quality import FAIL
+from keel.data.quality import WARN
+from keel.data.quality import CheckPolicies
+from keel.data.quality import load_check_policies
+from keel.settings import SAMPLE_DIR
+
+SAMPLE_BINANCE_USDM_DIR = SAMPLE_DIR / "binance_usdm"
+DEFAULT_USDM_EXCHANGE_INFO = SAMPLE_BINANCE_USDM_DIR / "exchange_info.json"
+DEFAULT_TICK_SIZE_HISTORY = SAMPLE_BINANCE_USDM_DIR / "tick_size_history.yaml"
+
+
+def sample_usdm_recordings() -> list[Path]:
+    """Return the shipped USDT-M sample recordings (BTCUSDT perpetual, 2024-08-08 23:54:15-23:54:55 UTC)."""
+    return sorted(SAMPLE_BINANCE_USDM_DIR.glob("*.gz"))
+
+
+def ingest_binance_usdm(
+    recordings: Sequence[Path],
+    catalog: Path,
+    exchange_info: Path = DEFAULT_USDM_EXCHANGE_INFO,
+    history: Path = DEFAULT_TICK_SIZE_HISTORY,
+    checks: CheckPolicies | None = None,
+) -> IngestReport:
+    """
+    Ingest Binance USDT-M futures recordings (trades, bookTicker quotes, L2 deltas) and their perpetuals.
+
+    Parameters
+    ----------
+    recordings : Sequence[Path]
+        Recording files (``<local ts ns> <json>`` lines, gzip or plain), one symbol each.
+    catalog : Path
+        The ``ParquetDataCatalog`` root; created if missing.
+    exchange_info : Path
+        A saved ``/fapi/v1/exchangeInfo`` response covering every recorded symbol.
+    history : Path
+        The tick-size history (:func:`keel.data.instrument_history.load_filter_history`) giving the
+        instrument versions over time.
+    checks : CheckPolicies, optional
+        Data-check policies passed to :func:`keel.data.ingest.commit_tables`; default:
+        ``configs/data_checks.yaml``. When trades were left out by execution type, a ``fail`` policy of
+        ``trade_id_gaps`` becomes ``warn`` (see :func:`_policies_for`).
+
+    Returns
+    -------
+    IngestReport
+        ``rounded_quantities`` as for spot; trades left out by execution type are in the recordings'
+        :attr:`RawRecording.skipped_trades`.
+
+    Raises
+    ------
+    DataInputError
+        On any bad input, a recording older than every known version, a price off the tick of the version
+        in force, or an overlap with existing data; nothing is written then.
+
+    """
+    catalog = Path(catalog).resolve()
+    if not recordings:
+        raise DataInputError(catalog, "no recording given: expected at least one Binance USDT-M recording file")
+    raws = [read_recording(Path(path), BINANCE_USDM) for path in recordings]
+    symbols = {symbol for raw in raws for symbol in raw.symbols}
+    versions = binance_usdm_instrument_versions(Path(exchange_info), Path(history), symbols)
+    used: dict[tuple[str, int], Instrument] = {}
+    rounded: dict[str, int] = {}
+    tables: list[SourceTable] = []
+    for raw in raws:
+        instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
+        for instrument in instruments.values():
+            used[(instrument.id.value, instrument.ts_event)] = instrument
+        tables.extend(_recording_tables(raw, instruments, rounded))
+    policies = _policies_for(raws, checks or load_check_policies())
+    return commit_tables(catalog, [used[key] for key in sorted(used)], tables, rounded, policies)
+
+
+def _policies_for(raws: list[RawRecording], policies: CheckPolicies) -> CheckPolicies:
+    """Downgrade ``trade_id_gaps`` from fail to warn when non-MARKET trades were left out on purpose."""
+    if not any(raw.skipped_trades for raw in raws) or policies.policy("trade_id_gaps") != FAIL:
+        return policies
+    # read_recording already proved the ids of *all* prints contiguous, so the only gaps left are the
+    # skipped prints; they are still reported, as warn findings.
+    relaxed = msgspec.structs.replace(policies.trade_id_gaps, policy=WARN)
+    return msgspec.structs.replace(policies, trade_id_gaps=relaxed)
+
+
+def _version_in_force(raw: RawRecording, symbol: str, versions: list[Instrument]) -> Instrument:
+    try:
+        return instrument_as_of(versions, raw.first_ts_init(symbol))
+    except ValueError as error:
+        raise DataInputError(raw.path, f"{symbol}: {error}; expected data no older than the instrument history") from None
+
+
+def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[SourceTable]:
+    try:
+        frames_by_symbol = recording_frames(raw, instruments)
+    except DataInputError as error:
+        # Name the version the data was checked against: an off-tick price often means the wrong version.
+        checked_against = ", ".join(
+            f"tick {instrument.price_increment} of the {instrument.id} version in force from "
+            f"{unix_nanos_to_iso8601(instrument.ts_event)}"
+            for instrument in instruments.values()
+        )
+        raise DataInputError(error.path, f"{error.problem} ({checked_against})", error.line) from None
+    tables = []
+    for symbol, frames in frames_by_symbol.items():
+        instrument = instruments[symbol]
+        instrument_id = instrument.id.value
+        rounded[instrument_id] = rounded.get(instrument_id, 0) + frames.rounded_quantities
+        for data_type, frame in ((TRADE_TICK, frames.trades), (QUOTE_TICK, frames.quotes), (ORDER_BOOK_DELTAS, frames.deltas)):
+            tables.append(SourceTable(data_type, instrument_id, instrument, frame, raw.path))
+    return tables
