@@ -1,0 +1,632 @@
+"""Tardis.dev downloadable CSV files into catalog tables: trades, quotes, incremental_book_L2, book_snapshot_N.
+
+Layouts (https://docs.tardis.dev/downloadable-csv-files): every file starts with the columns ``exchange,
+symbol, timestamp, local_timestamp`` (microseconds since epoch: the exchange's event time and Tardis' receive
+time), followed by
+
+- ``trades``: ``id, side, price, amount``; ``side`` is the aggressor (``buy``, ``sell`` or ``unknown``);
+- ``quotes``: ``ask_amount, ask_price, bid_price, bid_amount``;
+- ``incremental_book_L2``: ``is_snapshot, side, price, amount``; ``side`` is ``bid`` or ``ask``, amount 0
+  removes the level, and a run of ``is_snapshot`` true rows after false rows is a new snapshot (reconnect);
+- ``book_snapshot_N``: ``asks[0].price, asks[0].amount, bids[0].price, bids[0].amount, ...`` up to level
+  N-1, with empty cells where the book had fewer levels.
+
+``ts_event`` is ``timestamp`` and ``ts_init`` is ``local_timestamp``, both scaled to nanoseconds. Every cell is
+read as text, and prices and amounts are converted exactly to ``Decimal(38, 16)`` on the instrument's grid
+(never through floats). The whole file is parsed column-wise by polars.
+
+Book snapshots become ``OrderBookDelta`` snapshots (CLEAR, then one ADD per level, all ``F_SNAPSHOT``, the
+last ``F_LAST``) rather than ``OrderBookDepth10``: a 25-level row keeps all 25 levels where Depth10 keeps 10,
+a 5-level row needs no padding with empty orders, and the catalog, the book rebuild and the L2 backtest
+venue then handle snapshots and incremental books through the same data type.
+"""
+
+import gzip
+import io
+import re
+import zlib
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.enums import BookAction
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import RecordFlag
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+
+from keel.data.catalog_layout import ORDER_BOOK_DELTAS
+from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import TRADE_TICK
+from keel.data.errors import DataInputError
+from keel.data.fixed_point import FIXED_DTYPE
+from keel.data.fixed_point import not_decimal_mask
+from keel.data.fixed_point import off_grid_mask
+from keel.data.fixed_point import to_fixed
+from keel.data.ingest import IngestReport
+from keel.data.ingest import SourceTable
+from keel.data.ingest import commit_tables
+from keel.data.instrument_history import instrument_as_of
+from keel.data.instruments import PERPETUAL_SUFFIX
+from keel.data.quality import CheckPolicies
+
+TRADES = "trades"
+QUOTES = "quotes"
+INCREMENTAL_BOOK_L2 = "incremental_book_L2"
+BOOK_SNAPSHOT_PREFIX = "book_snapshot_"
+KINDS = (TRADES, QUOTES, INCREMENTAL_BOOK_L2, f"{BOOK_SNAPSHOT_PREFIX}25", f"{BOOK_SNAPSHOT_PREFIX}5")
+
+# Tardis exchange id -> nautilus venue.
+TARDIS_VENUES = {
+    "binance": "BINANCE",
+    "binance-futures": "BINANCE",
+    "okex": "OKX",
+    "okx": "OKX",
+    "okex-swap": "OKX",
+    "okx-swap": "OKX",
+}
+
+_KEY_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp")
+_KIND_COLUMNS = {
+    TRADES: ("id", "side", "price", "amount"),
+    QUOTES: ("ask_amount", "ask_price", "bid_price", "bid_amount"),
+    INCREMENTAL_BOOK_L2: ("is_snapshot", "side", "price", "amount"),
+}
+_LEVEL_COLUMN = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
+_TIMESTAMP_PATTERN = r"^\d{1,16}$"  # microseconds: 16 digits reach the year 2286
+_MICROS = 1_000
+_TRADE_ID_MAX_LENGTH = 36  # nautilus TradeId
+_READ_CHUNK = 1 << 16  # small enough that a truncated gzip still yields the lines before the cut
+
+_ACTION_CLEAR = int(BookAction.CLEAR)
+_ACTION_ADD = int(BookAction.ADD)
+_ACTION_UPDATE = int(BookAction.UPDATE)
+_ACTION_DELETE = int(BookAction.DELETE)
+_SIDE_NONE = int(OrderSide.NO_ORDER_SIDE)
+_SIDE_BUY = int(OrderSide.BUY)
+_SIDE_SELL = int(OrderSide.SELL)
+_F_LAST = int(RecordFlag.F_LAST)
+_F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
+_AGGRESSORS = {
+    "buy": int(AggressorSide.BUYER),
+    "sell": int(AggressorSide.SELLER),
+    "unknown": int(AggressorSide.NO_AGGRESSOR),
+}
+_BOOK_SIDES = {"bid": _SIDE_BUY, "ask": _SIDE_SELL}
+_BOOLEANS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class TardisFile:
+    """
+    One Tardis CSV file parsed into catalog tables.
+
+    Parameters
+    ----------
+    path : Path
+        The input file.
+    kind : str
+        ``trades``, ``quotes``, ``incremental_book_L2`` or ``book_snapshot_<N>``.
+    tables : list[SourceTable]
+        One per instrument in the file (trade ticks, quote ticks or order book deltas).
+    rounded_quantities : dict[str, int]
+        Per instrument id: amounts finer than the size step, rounded up to it.
+
+    """
+
+    path: Path
+    kind: str
+    tables: list[SourceTable]
+    rounded_quantities: dict[str, int]
+
+
+def ingest_tardis(
+    paths: Sequence[Path],
+    catalog: Path,
+    instruments: Mapping[str, Instrument | Sequence[Instrument]],
+    kind: str | None = None,
+    checks: CheckPolicies | None = None,
+) -> IngestReport:
+    """
+    Ingest Tardis.dev CSV files (plain or gzip) and the instruments they refer to, all or nothing.
+
+    Parameters
+    ----------
+    paths : Sequence[Path]
+        Tardis downloadable CSV files.
+    catalog : Path
+        The ``ParquetDataCatalog`` root; created if missing.
+    instruments : Mapping[str, Instrument | Sequence[Instrument]]
+        Keyed by Tardis symbol (``BTCUSDT``, ``BTC-USDT-SWAP``): an instrument, or the versions of one
+        (tick-size history, :mod:`keel.data.instrument_history`) of which each file's rows use the one in
+        force at their first ``local_timestamp``. Each instrument's id must be the one the file's exchange
+        gives the symbol (see :func:`tardis_instrument_id`).
+    kind : str, optional
+        ``trades``, ``quotes``, ``incremental_book_L2`` or ``book_snapshot_<N>`` for every file; detected from
+        each file's header when None.
+    checks : CheckPolicies, optional
+        Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    DataInputError
+        On any bad input or overlap with existing data; nothing is written then.
+    ValueError
+        If ``kind`` is not a Tardis layout.
+
+    """
+    catalog = Path(catalog).resolve()
+    if not paths:
+        raise DataInputError(catalog, "no file given: expected at least one Tardis CSV file")
+    files = [read_tardis_file(Path(path), instruments, kind) for path in paths]
+    used: dict[str, Instrument] = {}
+    rounded: dict[str, int] = {}
+    for parsed in files:
+        for table in parsed.tables:
+            used[table.instrument.id.value] = table.instrument
+        for instrument_id, count in parsed.rounded_quantities.items():
+            rounded[instrument_id] = rounded.get(instrument_id, 0) + count
+    tables = [table for parsed in files for table in parsed.tables]
+    return commit_tables(catalog, list(used.values()), tables, rounded, checks)
+
+
+def read_tardis_file(path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None) -> TardisFile:
+    """
+    Parse and check one Tardis CSV file into catalog tables, without writing anything.
+
+    Parameters
+    ----------
+    path : Path
+        A Tardis downloadable CSV file, plain or gzip (recognised by its content, not its name).
+    instruments : Mapping[str, Instrument]
+        Keyed by Tardis symbol; see :func:`ingest_tardis`.
+    kind : str, optional
+        The layout; detected from the header when None.
+
+    Returns
+    -------
+    TardisFile
+
+    Raises
+    ------
+    DataInputError
+        Naming the file, line and field on: unreadable or truncated gzip, a header without the layout's
+        columns, a line with the wrong number of fields, an empty required cell, a timestamp that is not
+        whole microseconds, ``local_timestamp`` going backwards, a side or flag outside its values, a price or
+        amount that is not a decimal (or a price off the tick), an exchange without a known venue, or a
+        symbol without a matching instrument.
+    ValueError
+        If ``kind`` is not a Tardis layout.
+
+    """
+    path = Path(path)
+    data = _file_bytes(path)
+    header = _header(path, data)
+    kind = _resolve_kind(path, header, kind)
+    _require_columns(path, header, _columns_of(kind))
+    frame = _read_frame(path, data, header)
+    _require_cells(path, frame, _required_cells(kind))
+    frame = _with_timestamps(path, frame)
+    rounded: dict[str, int] = {}
+    tables: list[SourceTable] = []
+    for (exchange, symbol), part in frame.partition_by(["exchange", "symbol"], maintain_order=True, as_dict=True).items():
+        instrument = _instrument_for(path, exchange, symbol, part, instruments)
+        decimals = _Decimals(path, instrument)
+        data_type, output = _build(path, kind, part, decimals)
+        tables.append(SourceTable(data_type, instrument.id.value, instrument, output, path))
+        if decimals.rounded_quantities:
+            rounded[instrument.id.value] = rounded.get(instrument.id.value, 0) + decimals.rounded_quantities
+    return TardisFile(path=path, kind=kind, tables=tables, rounded_quantities=rounded)
+
+
+def tardis_instrument_id(exchange: str, symbol: str) -> InstrumentId:
+    """
+    Return the nautilus instrument id of a Tardis exchange and symbol.
+
+    ``binance`` BTCUSDT -> ``BTCUSDT.BINANCE``; ``binance-futures`` BTCUSDT -> ``BTCUSDT-PERP.BINANCE``
+    (quarterly contracts such as ``BTCUSDT_240329`` keep their symbol); ``okex``/``okx`` BTC-USDT ->
+    ``BTC-USDT.OKX``; ``okex-swap``/``okx-swap`` BTC-USDT-SWAP -> ``BTC-USDT-SWAP.OKX``.
+
+    Parameters
+    ----------
+    exchange : str
+        The Tardis exchange id (a key of :data:`TARDIS_VENUES`).
+    symbol : str
+        The Tardis symbol, as in the file.
+
+    Returns
+    -------
+    InstrumentId
+
+    Raises
+    ------
+    ValueError
+        If the exchange has no known venue.
+
+    """
+    venue = TARDIS_VENUES.get(exchange)
+    if venue is None:
+        raise ValueError(f"Tardis exchange {exchange!r} has no known venue: expected one of {sorted(TARDIS_VENUES)}")
+    # USDT-M perpetuals share their symbol with the spot pair; nautilus' Binance adapter tells them apart by -PERP.
+    if exchange == "binance-futures" and "_" not in symbol:
+        symbol += PERPETUAL_SUFFIX
+    return InstrumentId.from_str(f"{symbol}.{venue}")
+
+
+def detect_kind(header: Sequence[str]) -> str | None:
+    """
+    Return the Tardis layout a CSV header fully matches, or None.
+
+    Parameters
+    ----------
+    header : Sequence[str]
+        The column names of the file's first line.
+
+    Returns
+    -------
+    str or None
+        ``trades``, ``quotes``, ``incremental_book_L2`` or ``book_snapshot_<N>``.
+
+    """
+    levels = _snapshot_levels(header)
+    candidates = [*_KIND_COLUMNS, *([f"{BOOK_SNAPSHOT_PREFIX}{levels}"] if levels else [])]
+    matching = [kind for kind in candidates if set(_columns_of(kind)) <= set(header)]
+    return matching[0] if len(matching) == 1 else None
+
+
+def _columns_of(kind: str) -> tuple[str, ...]:
+    if kind in _KIND_COLUMNS:
+        return _KEY_COLUMNS + _KIND_COLUMNS[kind]
+    return _KEY_COLUMNS + tuple(
+        f"{side}[{level}].{value}" for level in range(_levels_of(kind)) for side in ("asks", "bids") for value in ("price", "amount")
+    )
+
+
+def _required_cells(kind: str) -> tuple[str, ...]:
+    # Snapshot level cells may be empty (fewer levels); their pairing is checked level by level.
+    return _columns_of(kind) if kind in _KIND_COLUMNS else _KEY_COLUMNS
+
+
+def _levels_of(kind: str) -> int:
+    return int(kind.removeprefix(BOOK_SNAPSHOT_PREFIX))
+
+
+def _snapshot_levels(header: Sequence[str]) -> int:
+    levels = [int(match.group(2)) for match in map(_LEVEL_COLUMN.match, header) if match]
+    return max(levels) + 1 if levels else 0
+
+
+def _resolve_kind(path: Path, header: list[str], kind: str | None) -> str:
+    if kind is not None:
+        if kind in _KIND_COLUMNS or re.fullmatch(rf"{BOOK_SNAPSHOT_PREFIX}[1-9]\d*", kind):
+            return kind
+        raise ValueError(f"kind {kind!r}: expected one of {list(_KIND_COLUMNS)} or book_snapshot_<levels>")
+    detected = detect_kind(header)
+    if detected is None:
+        raise DataInputError(
+            path,
+            f"header {','.join(header)[:200]!r} matches no Tardis layout: expected the columns of trades "
+            f"({','.join(_columns_of(TRADES))}), quotes, incremental_book_L2 or book_snapshot_N (pass the kind "
+            "explicitly to see which columns are missing)",
+            1,
+        )
+    return detected
+
+
+def _require_columns(path: Path, header: list[str], columns: tuple[str, ...]) -> None:
+    missing = [column for column in columns if column not in header]
+    if missing:
+        raise DataInputError(path, f"header lacks column(s) {missing[:6]}: expected {','.join(columns[:12])}{',...' if len(columns) > 12 else ''}", 1)
+
+
+def _file_bytes(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+    except FileNotFoundError:
+        raise DataInputError(path, "file not found: expected a Tardis CSV file (plain or gzip)") from None
+    if magic != b"\x1f\x8b":
+        return path.read_bytes()
+    chunks: list[bytes] = []
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(_READ_CHUNK):
+                chunks.append(chunk)
+    except EOFError:
+        line = sum(chunk.count(b"\n") for chunk in chunks) + 1
+        raise DataInputError(path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", line) from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+        raise DataInputError(path, f"unreadable gzip ({error})") from None
+    return b"".join(chunks)
+
+
+def _header(path: Path, data: bytes) -> list[str]:
+    first_line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        header = first_line.decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        raise DataInputError(path, "header is not UTF-8 text: expected a CSV header line (exchange,symbol,...)", 1) from None
+    if header == [""]:
+        raise DataInputError(path, "empty file: expected a CSV header line (exchange,symbol,timestamp,local_timestamp,...)", 1)
+    return header
+
+
+def _read_frame(path: Path, data: bytes, header: list[str]) -> pl.DataFrame:
+    """Read every cell as text, with each row's 1-based file line in ``line``."""
+    fields = len(header)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    # Tardis writes no quoted cells, so the comma count settles the field count of every line at C speed;
+    # polars itself would fill short lines with nulls unnoticed.
+    if data.count(b",") != (fields - 1) * lines:
+        _raise_on_field_count(path, data, fields)
+    try:
+        frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
+    except pl.exceptions.PolarsError as error:
+        _raise_on_field_count(path, data, fields)
+        raise DataInputError(path, f"unreadable CSV ({error})") from None
+    return frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+
+
+def _raise_on_field_count(path: Path, data: bytes, fields: int) -> None:
+    # Only reached for a broken file, so a line-by-line scan costs nothing in the normal case.
+    for number, line in enumerate(data.splitlines(), start=1):
+        count = line.count(b",") + 1
+        if count != fields:
+            raise DataInputError(path, f"{count} field(s): expected {fields} like the header (a cut, joined or blank line?)", number)
+
+
+def _require_cells(path: Path, frame: pl.DataFrame, columns: tuple[str, ...]) -> None:
+    empty = frame.select(pl.any_horizontal(pl.col(column).is_null() | (pl.col(column) == "") for column in columns)).to_series()
+    if empty.any():
+        row = frame.row(int(empty.arg_true()[0]), named=True)
+        column = next(column for column in columns if not row[column])
+        raise DataInputError(path, f"field '{column}' is empty: expected a value on every row", row["line"])
+
+
+def _with_timestamps(path: Path, frame: pl.DataFrame) -> pl.DataFrame:
+    for column in ("timestamp", "local_timestamp"):
+        _raise_on_first(path, frame, ~frame[column].str.contains(_TIMESTAMP_PATTERN), column, "whole microseconds since epoch")
+    frame = frame.with_columns(
+        (pl.col("timestamp").cast(pl.UInt64) * _MICROS).alias("ts_event"),
+        (pl.col("local_timestamp").cast(pl.UInt64) * _MICROS).alias("ts_init"),
+    )
+    # Tardis sorts files by local_timestamp, and the catalog needs ts_init sorted: a step back is a corrupt file.
+    backwards = frame["ts_init"] < frame["ts_init"].shift(1)
+    if backwards.any():
+        index = int(backwards.arg_true()[0])
+        raise DataInputError(
+            path,
+            f"field 'local_timestamp' goes backwards: {frame['local_timestamp'][index]} after "
+            f"{frame['local_timestamp'][index - 1]} on line {frame['line'][index - 1]}: expected non-decreasing receive times",
+            int(frame["line"][index]),
+        )
+    return frame
+
+
+def _instrument_for(path: Path, exchange: str, symbol: str, part: pl.DataFrame, instruments: Mapping[str, Instrument | Sequence[Instrument]]) -> Instrument:
+    line = int(part["line"][0])
+    try:
+        expected = tardis_instrument_id(exchange, symbol)
+    except ValueError as error:
+        raise DataInputError(path, f"field 'exchange': {error}", line) from None
+    given = instruments.get(symbol)
+    if given is None:
+        raise DataInputError(path, f"field 'symbol' {symbol!r}: no instrument given for it (given: {sorted(instruments)})", line)
+    if isinstance(given, Instrument):
+        instrument = given
+    else:
+        # Versions of one instrument (tick-size history): the rows are priced on the one in force at their start.
+        try:
+            instrument = instrument_as_of(given, int(part["ts_init"][0]))
+        except ValueError as error:
+            raise DataInputError(path, f"field 'symbol' {symbol!r}: {error}", line) from None
+    if instrument.id != expected:
+        raise DataInputError(
+            path,
+            f"field 'symbol' {symbol!r} on {exchange!r} is {expected}, but the instrument given for {symbol!r} is {instrument.id}",
+            line,
+        )
+    return instrument
+
+
+def _build(path: Path, kind: str, part: pl.DataFrame, decimals: "_Decimals") -> tuple[str, pl.DataFrame]:
+    if kind == TRADES:
+        return TRADE_TICK, _trades(path, part, decimals)
+    if kind == QUOTES:
+        return QUOTE_TICK, _quotes(part, decimals)
+    if kind == INCREMENTAL_BOOK_L2:
+        return ORDER_BOOK_DELTAS, _incremental_deltas(path, part, decimals)
+    return ORDER_BOOK_DELTAS, _snapshot_deltas(path, part, decimals, _levels_of(kind))
+
+
+def _trades(path: Path, part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
+    aggressor = _mapped(path, part, "side", _AGGRESSORS, pl.UInt8)
+    too_long = part["id"].str.len_chars() > _TRADE_ID_MAX_LENGTH
+    _raise_on_first(path, part, too_long, "id", f"a trade id of at most {_TRADE_ID_MAX_LENGTH} characters (nautilus TradeId)")
+    return pl.DataFrame(
+        {
+            "price": decimals.price(part, "price"),
+            "size": decimals.size(part, "amount"),
+            "aggressor_side": aggressor,
+            "trade_id": part["id"],
+            "ts_event": part["ts_event"],
+            "ts_init": part["ts_init"],
+        }
+    )
+
+
+def _quotes(part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "bid_price": decimals.price(part, "bid_price"),
+            "ask_price": decimals.price(part, "ask_price"),
+            "bid_size": decimals.size(part, "bid_amount"),
+            "ask_size": decimals.size(part, "ask_amount"),
+            "ts_event": part["ts_event"],
+            "ts_init": part["ts_init"],
+        }
+    )
+
+
+def _incremental_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
+    snapshot = _mapped(path, part, "is_snapshot", _BOOLEANS, pl.Boolean)
+    if not snapshot[0]:
+        raise DataInputError(
+            path,
+            f"field 'is_snapshot' is false on the first {part['symbol'][0]} row: expected the book to start with a "
+            "snapshot (is_snapshot true rows), as every Tardis file does",
+            int(part["line"][0]),
+        )
+    side = _mapped(path, part, "side", _BOOK_SIDES, pl.UInt8)
+    price = decimals.price(part, "price")
+    size = decimals.size(part, "amount")
+    _raise_on_first(path, part, snapshot & (size == 0), "amount", "a positive amount on snapshot rows")
+    rows = pl.DataFrame(
+        {
+            "snapshot": snapshot,
+            "side": side,
+            "price": price,
+            "size": size,
+            "ts_event": part["ts_event"],
+            "ts_init": part["ts_init"],
+            "position": pl.int_range(1, 2 * part.height + 1, 2, eager=True),
+        }
+    )
+    snapshot_row = pl.col("snapshot")
+    after_snapshot_row = snapshot_row.shift(1, fill_value=False)
+    starts = snapshot_row & ~after_snapshot_row
+    same_clocks = (pl.col("ts_event") == pl.col("ts_event").shift(1)) & (pl.col("ts_init") == pl.col("ts_init").shift(1))
+    # One venue message = one F_LAST group: a whole snapshot run, or consecutive diff rows sharing both clocks.
+    new_group = starts | (~snapshot_row & (after_snapshot_row | ~same_clocks.fill_null(False)))
+    rows = rows.with_columns(
+        pl.when(snapshot_row).then(_ACTION_ADD).when(pl.col("size") == 0).then(_ACTION_DELETE).otherwise(_ACTION_UPDATE).cast(pl.UInt8).alias("action"),
+        (pl.when(snapshot_row).then(_F_SNAPSHOT).otherwise(0) | pl.when(new_group.shift(-1, fill_value=True)).then(_F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
+        starts.alias("starts"),
+    )
+    # A new snapshot replaces the book, so a CLEAR goes right before its first level.
+    clears = rows.filter(pl.col("starts")).with_columns(
+        pl.lit(_ACTION_CLEAR, pl.UInt8).alias("action"),
+        pl.lit(_SIDE_NONE, pl.UInt8).alias("side"),
+        pl.lit(Decimal(0), FIXED_DTYPE).alias("price"),
+        pl.lit(Decimal(0), FIXED_DTYPE).alias("size"),
+        pl.lit(_F_SNAPSHOT, pl.UInt8).alias("flags"),
+        pl.col("position") - 1,
+    )
+    return _delta_columns(pl.concat([rows, clears]).sort("position"))
+
+
+def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", levels: int) -> pl.DataFrame:
+    actions = [pl.lit(_ACTION_CLEAR, pl.UInt8)]
+    sides = [pl.lit(_SIDE_NONE, pl.UInt8)]
+    prices = [pl.lit(Decimal(0), FIXED_DTYPE)]
+    sizes = [pl.lit(Decimal(0), FIXED_DTYPE)]
+    columns: dict[str, pl.Series] = {}
+    # Bids then asks, best first: the order of the Binance REST snapshot and of nautilus' own book.
+    for side_name, side in (("bids", _SIDE_BUY), ("asks", _SIDE_SELL)):
+        for level in range(levels):
+            price_column, amount_column = f"{side_name}[{level}].price", f"{side_name}[{level}].amount"
+            price = decimals.price(part, price_column)
+            size = decimals.size(part, amount_column)
+            _raise_on_first(path, part, price.is_null() & size.is_not_null(), price_column, f"a price, as {amount_column} is set")
+            _raise_on_first(path, part, size.is_null() & price.is_not_null(), amount_column, f"an amount, as {price_column} is set")
+            _raise_on_first(path, part, (size == 0).fill_null(False), amount_column, "a positive amount (or both cells of the level empty)")
+            columns[price_column], columns[amount_column] = price, size
+            actions.append(pl.lit(_ACTION_ADD, pl.UInt8))
+            sides.append(pl.lit(side, pl.UInt8))
+            prices.append(pl.col(price_column))
+            sizes.append(pl.col(amount_column))
+    wide = pl.DataFrame({**columns, "ts_event": part["ts_event"], "ts_init": part["ts_init"], "row": pl.int_range(0, part.height, eager=True)})
+    # Each row becomes its CLEAR followed by its levels; empty levels (a thinner book) drop out.
+    long = (
+        wide.select(
+            pl.concat_list(actions).alias("action"),
+            pl.concat_list(sides).alias("side"),
+            pl.concat_list(prices).alias("price"),
+            pl.concat_list(sizes).alias("size"),
+            "ts_event",
+            "ts_init",
+            "row",
+        )
+        .explode(["action", "side", "price", "size"])
+        .filter(pl.col("price").is_not_null())
+    )
+    last = (pl.col("row") != pl.col("row").shift(-1)).fill_null(True)
+    long = long.with_columns((pl.lit(_F_SNAPSHOT, pl.UInt8) | (last.cast(pl.UInt8) * _F_LAST)).alias("flags"))
+    return _delta_columns(long)
+
+
+def _delta_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    # Tardis carries neither order ids (L2) nor venue sequence numbers.
+    return frame.select(
+        "action",
+        "side",
+        "price",
+        "size",
+        pl.lit(0, pl.UInt64).alias("order_id"),
+        pl.col("flags").cast(pl.UInt8),
+        pl.lit(0, pl.UInt64).alias("sequence"),
+        "ts_event",
+        "ts_init",
+    )
+
+
+def _mapped(path: Path, part: pl.DataFrame, column: str, values: dict[str, object], dtype: pl.DataType) -> pl.Series:
+    mapped = part[column].replace_strict(values, default=None, return_dtype=dtype)
+    _raise_on_first(path, part, mapped.is_null(), column, " or ".join(repr(value) for value in values))
+    return mapped
+
+
+def _raise_on_first(path: Path, part: pl.DataFrame, bad: pl.Series, column: str, expected: str) -> None:
+    if bad.any():
+        index = int(bad.arg_true()[0])
+        raise DataInputError(path, f"field '{column}' {part[column][index]!r}: expected {expected}", int(part["line"][index]))
+
+
+class _Decimals:
+    """
+    Convert one instrument's decimal text columns exactly, counting amounts rounded up to the size step.
+
+    Prices off the tick are errors. Amounts off the step are real on Binance: resting orders placed before
+    a step was coarsened keep their finer quantities. They are rounded up to the next step (never to zero),
+    the rule of the Binance recording source, and counted.
+    """
+
+    def __init__(self, path: Path, instrument: Instrument) -> None:
+        self._path = path
+        self._price_precision = instrument.price_precision
+        self._size_precision = instrument.size_precision
+        self.rounded_quantities = 0
+
+    def price(self, part: pl.DataFrame, column: str) -> pl.Series:
+        """Return ``column`` (decimal text, nulls kept) as ``Decimal(38, 16)``; raise off the tick."""
+        text = self._checked_text(part, column)
+        precision = self._price_precision
+        _raise_on_first(self._path, part, off_grid_mask(text, precision) & text.is_not_null(), column, f"a multiple of the tick (at most {precision} decimals)")
+        return to_fixed(text)
+
+    def size(self, part: pl.DataFrame, column: str) -> pl.Series:
+        """Return ``column`` (decimal text, nulls kept) as ``Decimal(38, 16)``, rounded up to the size step."""
+        text = self._checked_text(part, column)
+        precision = self._size_precision
+        off_grid = off_grid_mask(text, precision) & text.is_not_null()
+        fixed = to_fixed(text)
+        if not off_grid.any():
+            return fixed
+        self.rounded_quantities += int(off_grid.sum())
+        # Digits beyond the step are non-zero there, so the ceiling is the truncation plus one step.
+        truncated = to_fixed(text.str.extract(rf"^(\d+(?:\.\d{{0,{precision}}})?)"))
+        step = pl.lit(Decimal(1).scaleb(-precision), FIXED_DTYPE)
+        return pl.select(pl.when(pl.lit(off_grid)).then(pl.lit(truncated) + step).otherwise(pl.lit(fixed)).cast(FIXED_DTYPE)).to_series().alias(column)
+
+    def _checked_text(self, part: pl.DataFrame, column: str) -> pl.Series:
+        text = part[column]
+        _raise_on_first(self._path, part, not_decimal_mask(text) & text.is_not_null(), column, "a non-negative decimal number")
+        return text
