@@ -1,27 +1,32 @@
-"""``keel data``: put raw venue files into the catalog and see what it holds."""
+"""``keel data``: put raw venue files into the catalog, and see what it holds and what is wrong with it."""
 
-from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from keel.data.ingest import IngestReport
-    from keel.data.quality import CheckPolicies
+from keel.data.cli_format import echo_table
+from keel.data.cli_format import iso
+from keel.data.ingest_cli import ingest_app
 
 data_app = typer.Typer(
     name="data",
-    help="Ingest raw venue files into the catalog and list what it holds.",
+    help="Ingest raw venue files into the catalog; list, check and plot what it holds.",
     no_args_is_help=True,
 )
-ingest_app = typer.Typer(name="ingest", help="Ingest raw venue files into the catalog (all or nothing).", no_args_is_help=True)
 data_app.add_typer(ingest_app)
 
-_CatalogOption = Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")]
-_ChecksOption = Annotated[
-    Path | None, typer.Option(help="Checks file: a fail/warn/repair/off policy per data check (default configs/data_checks.yaml).")
+CatalogOption = Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")]
+InstrumentOption = Annotated[list[str] | None, typer.Option(help="Only this instrument id (repeatable), e.g. BTCUSDT.BINANCE.")]
+GapThresholdOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--gap-threshold",
+        help="TYPE=SECONDS (repeatable): a gap is an interval without data longer than this, e.g. trade_tick=5 "
+        "(defaults: 60 s for ticks and depth, one bar for time bars, 8 h for funding rates).",
+    ),
 ]
 
 
@@ -30,98 +35,121 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data_app)
 
 
-@ingest_app.command(name="binance-spot")
-def ingest_binance_spot_command(
-    recordings: Annotated[list[Path], typer.Argument(help="Recording files: gzip or text lines '<local ts ns> <json>'.")],
-    catalog: _CatalogOption = None,
-    exchange_info: Annotated[
-        Path | None,
-        typer.Option(help="Saved /api/v3/exchangeInfo response with every recorded symbol (default: the shipped one)."),
-    ] = None,
-    checks: _ChecksOption = None,
-) -> None:
-    """
-    Ingest Binance spot websocket recordings: trades, bookTicker quotes, L2 depth (snapshot + diffs).
-
-    Every line is checked (JSON, order of local times, depth update-id continuity, trade ids), then the data checks of the checks file run on every table; on any error the file and line (or row) are named and the catalog is left exactly as it was. Ingesting the same file again is a no-op.
-    """
-    from keel.data.ingest import DEFAULT_EXCHANGE_INFO
-    from keel.data.ingest import ingest_binance_spot
-
-    policies = _load_policies(checks)
-    _run_ingest(lambda root: ingest_binance_spot(recordings, root, exchange_info or DEFAULT_EXCHANGE_INFO, policies), catalog)
-
-
-def _load_policies(checks: Path | None) -> "CheckPolicies":
-    from keel.data.quality import DEFAULT_CHECKS_FILE
-    from keel.data.quality import DataCheckConfigError
-    from keel.data.quality import load_check_policies
-
-    try:
-        return load_check_policies(checks or DEFAULT_CHECKS_FILE)
-    except DataCheckConfigError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
-
-
-def _run_ingest(ingest: Callable[[Path], "IngestReport"], catalog: Path | None, max_shown: int = 20) -> None:
-    """Run one source's ingest into the catalog and print what it wrote and found; bad input exits 2."""
-    from keel.data.errors import DataInputError
-    from keel.settings import default_catalog_path
-
-    try:
-        report = ingest(catalog or default_catalog_path())
-    except DataInputError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(code=2) from None
-    rows = [(item.instrument_id, item.data_type, _iso(item.first_ts), _iso(item.last_ts), str(item.rows), item.status) for item in report.files]
-    _table(("instrument", "data type", "first", "last", "rows", "status"), rows)
-    for finding in report.findings[:max_shown]:
-        typer.echo(str(finding))
-    if len(report.findings) > max_shown:
-        typer.echo(f"... {len(report.findings) - max_shown} more findings not shown")
-    for instrument_id, count in report.rounded_quantities.items():
-        if count:
-            typer.echo(f"note: {instrument_id}: {count} depth quantities finer than the size step were rounded up to it")
-    typer.echo(f"catalog: {report.catalog}" + ("" if report.changed_catalog else " (unchanged: everything was already there)"))
-
-
 @data_app.command(name="ls")
-def list_catalog(
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")] = None,
-) -> None:
-    """List what the catalog holds: instrument, data type, first/last timestamp, rows, files."""
-    import pyarrow.parquet as pq
-
-    from keel.data.catalog_layout import catalog_files
+def list_catalog(catalog: CatalogOption = None, gap_threshold: GapThresholdOption = None) -> None:
+    """List what the catalog holds: instrument (or bar type), data type, first/last ts_init, rows, files, gaps and the longest gap."""
+    from keel.data.inventory import catalog_inventory
     from keel.settings import default_catalog_path
 
     root = catalog or default_catalog_path()
-    files = catalog_files(root)
-    if not files:
+    rows = catalog_inventory(root, _gap_thresholds(gap_threshold))
+    if not rows:
         typer.echo(f"{root}: empty catalog (run `keel data ingest ...` first)")
         return
-    groups: dict[tuple[str, str], list] = {}
-    for item in files:
-        groups.setdefault((item.identifier, item.data_type), []).append(item)
-    rows = []
-    for (identifier, data_type), items in sorted(groups.items()):
-        count = sum(pq.ParquetFile(item.path).metadata.num_rows for item in items)
-        rows.append((identifier, data_type, _iso(items[0].first_ts), _iso(max(item.last_ts for item in items)), str(count), str(len(items))))
-    _table(("instrument", "data type", "first", "last", "rows", "files"), rows)
+    echo_table(
+        ("instrument", "data type", "first", "last", "rows", "files", "gaps", "longest gap"),
+        [
+            (
+                row.identifier,
+                row.data_type,
+                iso(row.first_ts),
+                iso(row.last_ts),
+                str(row.rows),
+                str(row.files),
+                "-" if row.gap_threshold_ns is None else str(row.gaps),
+                "-" if row.gap_threshold_ns is None or not row.gaps else _duration(row.longest_gap_ns),
+            )
+            for row in rows
+        ],
+    )
     typer.echo(f"catalog: {root}")
 
 
-def _iso(ts_ns: int) -> str:
-    import pandas as pd
+@data_app.command(name="gaps")
+def list_gaps(
+    catalog: CatalogOption = None,
+    instrument: InstrumentOption = None,
+    gap_threshold: GapThresholdOption = None,
+    max_shown: Annotated[int, typer.Option(help="Gaps printed at most (all are counted).")] = 50,
+) -> None:
+    """List each interval without data longer than its threshold: instrument, data type, start, end, duration, and the file it is in or the two files around it."""
+    from keel.data.inventory import catalog_gaps
+    from keel.settings import default_catalog_path
 
-    return pd.Timestamp(ts_ns, unit="ns", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    root = catalog or default_catalog_path()
+    gaps = catalog_gaps(root, _gap_thresholds(gap_threshold), instrument or None)
+    echo_table(
+        ("instrument", "data type", "start", "end", "duration", "where"),
+        [
+            (
+                gap.identifier,
+                gap.data_type,
+                iso(gap.start_ns),
+                iso(gap.end_ns),
+                _duration(gap.duration_ns),
+                gap.files[0].name if gap.within_file else f"between {gap.files[0].name} and {gap.files[1].name}",
+            )
+            for gap in gaps[:max_shown]
+        ],
+    )
+    if len(gaps) > max_shown:
+        typer.echo(f"... {len(gaps) - max_shown} more gaps not shown")
+    typer.echo(f"catalog: {root}: {len(gaps)} gaps")
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
-    for row in (header, *rows):
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+@data_app.command(name="plot")
+def plot_catalog_command(
+    output: Annotated[Path, typer.Argument(help="The HTML file to write.")],
+    catalog: CatalogOption = None,
+    instrument: InstrumentOption = None,
+    start: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601, e.g. 2024-08-08T23:55).")] = None,
+    end: Annotated[str | None, typer.Option(help="Until this UTC time (ISO 8601).")] = None,
+    max_points: Annotated[int, typer.Option(help="Points per series at most (each time bucket keeps its min and max).")] = 5000,
+    gap_threshold: GapThresholdOption = None,
+) -> None:
+    """Write one self-contained HTML page (works offline): a coverage timeline with gaps in red, and per instrument the trade price and the quoted spread (bps)."""
+    from keel.data.plot import plot_catalog
+    from keel.settings import default_catalog_path
+
+    root = catalog or default_catalog_path()
+    written = plot_catalog(
+        root, output, instrument or None, _timestamp_ns("--start", start), _timestamp_ns("--end", end), max_points, _gap_thresholds(gap_threshold)
+    )
+    typer.echo(f"plot: {written} (open it in a browser)")
+
+
+def _gap_thresholds(options: list[str] | None) -> dict[str, int] | None:
+    if not options:
+        return None
+    thresholds = {}
+    for option in options:
+        data_type, separator, seconds = option.partition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not separator or not data_type or value <= 0:
+            typer.echo(f"error: --gap-threshold {option!r}: expected TYPE=SECONDS with positive seconds, e.g. trade_tick=5", err=True)
+            raise typer.Exit(code=2)
+        thresholds[data_type] = int(value * 1e9)
+    return thresholds
+
+
+def _timestamp_ns(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        typer.echo(f"error: {option} {text!r}: expected an ISO 8601 time, e.g. 2024-08-08T23:55:00", err=True)
+        raise typer.Exit(code=2) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def _duration(nanoseconds: int) -> str:
+    return f"{nanoseconds / 1e9:.1f}s"
 
 
 @data_app.command(name="check")
@@ -165,7 +193,7 @@ def check_catalog_command(
     counts = {(instrument_id, data_type): 0 for instrument_id, data_type, _ in report.checked}
     for finding in report.findings:
         counts[(finding.instrument_id, finding.data_type)] += 1
-    _table(
+    echo_table(
         ("instrument", "data type", "rows", "findings"),
         [(instrument_id, data_type, str(rows), str(counts[(instrument_id, data_type)])) for instrument_id, data_type, rows in report.checked],
     )
