@@ -26,7 +26,6 @@ import yaml
 from nautilus_trader.backtest.config import BacktestDataConfig
 from nautilus_trader.backtest.config import BacktestEngineConfig
 from nautilus_trader.backtest.config import BacktestRunConfig
-from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.common.config import LoggingConfig
 from nautilus_trader.model.data import OrderBookDelta
 from nautilus_trader.model.data import QuoteTick
@@ -37,6 +36,8 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.config import ImportableControllerConfig
 
+from keel.backtests.versioned_node import VersionedBacktestNode
+from keel.backtests.versioned_node import in_force
 from keel.backtests.performance import equity_curve
 from keel.backtests.performance import summarize
 from keel.backtests.tearsheet import write_tearsheet
@@ -140,12 +141,15 @@ def run_backtest(
     instrument_id = InstrumentId.from_str(variant.instrument_id)
     start_ns, end_ns = to_ns(start), to_ns(end)
     catalog = ParquetDataCatalog(str(catalog_path))
-    instruments = catalog.instruments(instrument_ids=[instrument_id.value])
-    if not instruments:
+    versions = catalog.instruments(instrument_ids=[instrument_id.value])
+    if not versions:
         raise BacktestInputError(f"{catalog_path}: no instrument {instrument_id} in the catalog (ingest it first)")
     data_types = _data_types_with_data(catalog, instrument_id.value, start_ns, end_ns)
     if "trade_tick" not in data_types:
         raise BacktestInputError(f"{catalog_path}: no trades for {instrument_id} in the requested window")
+    # The window's start picks the instrument version (tick-size history) the node and this runner use.
+    start_ns = start_ns or _first_ts(catalog, instrument_id.value)
+    instrument = in_force(versions, start_ns)
     last_ns = min(end_ns, _last_ts(catalog, instrument_id.value)) if end_ns else _last_ts(catalog, instrument_id.value)
 
     run_dir = Path(run_dir) if run_dir else runs_dir() / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{variant.name}"
@@ -176,7 +180,7 @@ def run_backtest(
         dispose_on_completion=False,
         raise_exception=True,
     )
-    node = BacktestNode(configs=[run_config])
+    node = VersionedBacktestNode(configs=[run_config])
     try:
         result = node.run()[0]
         engine = node.get_engine(run_config.id)
@@ -192,7 +196,6 @@ def run_backtest(
         node.dispose()
 
     trades = _trade_prices(catalog, instrument_id.value, start_ns, end_ns)
-    instrument = instruments[0]
     equity = equity_curve(fills, trades, base_currency=instrument.base_currency.code)
     summary = summarize(
         variant=variant,
@@ -228,6 +231,10 @@ def _data_types_with_data(catalog: ParquetDataCatalog, instrument_id: str, start
         if any((end_ns is None or first <= end_ns) and (start_ns is None or last >= start_ns) for first, last in intervals):
             present.append(name)
     return present
+
+
+def _first_ts(catalog: ParquetDataCatalog, instrument_id: str) -> int:
+    return min(first for data_cls in DATA_TYPES.values() for first, _ in catalog.get_intervals(data_cls, instrument_id))
 
 
 def _last_ts(catalog: ParquetDataCatalog, instrument_id: str) -> int:
