@@ -36,9 +36,6 @@ trade against the book; they are checked for id continuity, then left out and co
 (:attr:`RawRecording.skipped_trades`).
 """
 
-import gzip
-import zlib
-from collections.abc import Iterator
 from decimal import ROUND_CEILING
 from decimal import Decimal
 from dataclasses import dataclass
@@ -54,6 +51,8 @@ from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.instruments import Instrument
 
 from keel.data.errors import DataInputError
+from keel.data.recording_lines import DeltaColumns
+from keel.data.recording_lines import numbered_lines
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
@@ -263,15 +262,7 @@ class _Columns:
     quote_ask_price: list[str] = field(default_factory=list)
     quote_ask_size: list[str] = field(default_factory=list)
     quote_line: list[int] = field(default_factory=list)
-    delta_action: list[int] = field(default_factory=list)
-    delta_side: list[int] = field(default_factory=list)
-    delta_price: list[str] = field(default_factory=list)
-    delta_size: list[str] = field(default_factory=list)
-    delta_flags: list[int] = field(default_factory=list)
-    delta_sequence: list[int] = field(default_factory=list)
-    delta_ts_event: list[int] = field(default_factory=list)
-    delta_ts_init: list[int] = field(default_factory=list)
-    delta_line: list[int] = field(default_factory=list)
+    deltas: DeltaColumns = field(default_factory=DeltaColumns)
 
 
 @dataclass(frozen=True)
@@ -330,7 +321,7 @@ class RawRecording:
 
         """
         cols = self.columns[symbol]
-        return min(values[0] for values in (cols.trade_ts_init, cols.quote_ts_init, cols.delta_ts_init) if values)
+        return min(values[0] for values in (cols.trade_ts_init, cols.quote_ts_init, cols.deltas.ts_init) if values)
 
 
 @dataclass(frozen=True)
@@ -385,7 +376,7 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecor
     depth_events: list[_DepthEvent] = []
     previous_ts = -1
     line_number = 0
-    for line_number, raw_line in _numbered_lines(path):
+    for line_number, raw_line in numbered_lines(path, "a Binance recording"):
         ts_text, _, payload = raw_line.partition(b" ")
         try:
             ts_init = int(ts_text)
@@ -468,18 +459,18 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
                 "ts_init": pl.Series(cols.quote_ts_init, dtype=pl.UInt64),
             }
         )
-        delta_lines = pl.Series(cols.delta_line, dtype=pl.Int64)
+        delta_lines = pl.Series(cols.deltas.line, dtype=pl.Int64)
         deltas = pl.DataFrame(
             {
-                "action": pl.Series(cols.delta_action, dtype=pl.UInt8),
-                "side": pl.Series(cols.delta_side, dtype=pl.UInt8),
-                "price": fixed(cols.delta_price, price_precision, delta_lines, "depth price level", is_quantity=False),
-                "size": fixed(cols.delta_size, size_precision, delta_lines, "depth quantity", is_quantity=True),
-                "order_id": pl.zeros(len(cols.delta_line), dtype=pl.UInt64, eager=True),
-                "flags": pl.Series(cols.delta_flags, dtype=pl.UInt8),
-                "sequence": pl.Series(cols.delta_sequence, dtype=pl.UInt64),
-                "ts_event": pl.Series(cols.delta_ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.delta_ts_init, dtype=pl.UInt64),
+                "action": pl.Series(cols.deltas.action, dtype=pl.UInt8),
+                "side": pl.Series(cols.deltas.side, dtype=pl.UInt8),
+                "price": fixed(cols.deltas.price, price_precision, delta_lines, "depth price level", is_quantity=False),
+                "size": fixed(cols.deltas.size, size_precision, delta_lines, "depth quantity", is_quantity=True),
+                "order_id": pl.zeros(len(cols.deltas.line), dtype=pl.UInt64, eager=True),
+                "flags": pl.Series(cols.deltas.flags, dtype=pl.UInt8),
+                "sequence": pl.Series(cols.deltas.sequence, dtype=pl.UInt64),
+                "ts_event": pl.Series(cols.deltas.ts_event, dtype=pl.UInt64),
+                "ts_init": pl.Series(cols.deltas.ts_init, dtype=pl.UInt64),
             }
         )
         # A diff level with quantity 0 removes the level; every other diff level sets it.
@@ -537,24 +528,6 @@ class _FixedConverter:
                 self._path, f"{self._symbol} {what} {values[index]!r}: expected {expected}", int(lines[index])
             )
 
-
-def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    line_number = 0
-    try:
-        with opener(path, "rb") as stream:
-            for line_number, raw_line in enumerate(stream, start=1):
-                raw_line = raw_line.rstrip(b"\r\n")
-                if raw_line:
-                    yield line_number, raw_line
-    except FileNotFoundError:
-        raise DataInputError(path, "file not found: expected a Binance recording") from None
-    except EOFError:
-        raise DataInputError(
-            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", line_number + 1
-        ) from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as error:
-        raise DataInputError(path, f"unreadable gzip ({error})", line_number + 1) from None
 
 
 def _read_frame(
@@ -665,10 +638,10 @@ def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:
     levels = [(_SIDE_BUY, level) for level in snapshot.bids] + [(_SIDE_SELL, level) for level in snapshot.asks]
     event_ms = snapshot.event_ms()
     ts_event = event.ts_init if event_ms is None else event_ms * _MS
-    _append_delta(cols, _ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if levels else _F_LAST), sequence, ts_event, event.ts_init, event.line)
+    cols.deltas.append(_ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if levels else _F_LAST), sequence, ts_event, event.ts_init, event.line)
     for index, (side, (price, size)) in enumerate(levels):
         flags = _F_SNAPSHOT | (_F_LAST if index == len(levels) - 1 else 0)
-        _append_delta(cols, _ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
+        cols.deltas.append(_ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
 
 
 def _apply_diff(
@@ -702,27 +675,5 @@ def _apply_diff(
     for index, (side, (price, size)) in enumerate(levels):
         flags = _F_LAST if index == len(levels) - 1 else 0
         # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
-        _append_delta(cols, _ACTION_UPDATE, side, price, size, flags, update.u, ts_event, ts_init, event.line)
+        cols.deltas.append(_ACTION_UPDATE, side, price, size, flags, update.u, ts_event, ts_init, event.line)
 
-
-def _append_delta(
-    cols: _Columns,
-    action: int,
-    side: int,
-    price: str,
-    size: str,
-    flags: int,
-    sequence: int,
-    ts_event: int,
-    ts_init: int,
-    line: int,
-) -> None:
-    cols.delta_action.append(action)
-    cols.delta_side.append(side)
-    cols.delta_price.append(price)
-    cols.delta_size.append(size)
-    cols.delta_flags.append(flags)
-    cols.delta_sequence.append(sequence)
-    cols.delta_ts_event.append(ts_event)
-    cols.delta_ts_init.append(ts_init)
-    cols.delta_line.append(line)

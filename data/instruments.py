@@ -231,7 +231,7 @@ def crypto_perpetual_from_binance_symbol(entry: dict[str, Any], source: Path, ts
     # Futures keep the older filter name MIN_NOTIONAL, with the key 'notional'.
     filters = _TradingFilters.from_entry(entry, source, ("MIN_NOTIONAL",), "notional")
     where = f"symbols[{filters.symbol}]"
-    margin_asset = _required(entry, "marginAsset", source, where)
+    margin_asset = required_field(entry, "marginAsset", source, where)
     if margin_asset != filters.quote_currency.code:
         raise DataInputError(
             source,
@@ -275,11 +275,11 @@ class _TradingFilters:
     def from_entry(
         cls, entry: dict[str, Any], source: Path, notional_filter_types: tuple[str, ...], notional_key: str
     ) -> "_TradingFilters":
-        symbol = _required(entry, "symbol", source, "symbols[]")
+        symbol = required_field(entry, "symbol", source, "symbols[]")
         where = f"symbols[{symbol}]"
         filters = {item.get("filterType"): item for item in entry.get("filters", []) if isinstance(item, dict)}
-        price_filter = _required(filters, "PRICE_FILTER", source, f"{where}.filters")
-        lot_size = _required(filters, "LOT_SIZE", source, f"{where}.filters")
+        price_filter = required_field(filters, "PRICE_FILTER", source, f"{where}.filters")
+        lot_size = required_field(filters, "LOT_SIZE", source, f"{where}.filters")
         notional_filter = next((filters[name] for name in notional_filter_types if name in filters), None)
         if notional_filter is None:
             raise DataInputError(source, f"field '{where}.filters': expected a {' or '.join(notional_filter_types)} filter")
@@ -292,11 +292,11 @@ class _TradingFilters:
         size_increment = Quantity.from_str(normalize_decimal_string(lot_size["stepSize"]))
         price_precision = price_increment.precision
         size_precision = size_increment.precision
-        quote_currency = Currency.from_str(_required(entry, "quoteAsset", source, where))
+        quote_currency = Currency.from_str(required_field(entry, "quoteAsset", source, where))
         min_notional = _decimal(notional_filter, notional_key, source, f"{where}.{notional_filter['filterType']}")
         return cls(
             symbol=symbol,
-            base_currency=Currency.from_str(_required(entry, "baseAsset", source, where)),
+            base_currency=Currency.from_str(required_field(entry, "baseAsset", source, where)),
             quote_currency=quote_currency,
             price_increment=price_increment,
             size_increment=size_increment,
@@ -408,14 +408,15 @@ def _percent(entry: dict[str, Any], key: str, default: Decimal, source: Path, wh
     return Decimal(normalize_decimal_string(str(_decimal(entry, key, source, where) / 100)))
 
 
-def _required(mapping: dict[str, Any], key: str, source: Path, where: str) -> Any:
+def required_field(mapping: dict[str, Any], key: str, source: Path, where: str) -> Any:
+    """Return ``mapping[key]``, or raise a DataInputError naming ``source`` and the field ``<where>.<key>``."""
     if key not in mapping:
         raise DataInputError(source, f"field '{where}.{key}' is missing")
     return mapping[key]
 
 
 def _decimal(mapping: dict[str, Any], key: str, source: Path, where: str) -> Decimal:
-    raw = _required(mapping, key, source, where)
+    raw = required_field(mapping, key, source, where)
     try:
         return Decimal(str(raw))
     except InvalidOperation:

@@ -39,6 +39,7 @@ from nautilus_trader.model.objects import Quantity
 
 from keel.data.errors import DataInputError
 from keel.data.instruments import normalize_decimal_string
+from keel.data.instruments import required_field
 from keel.settings import SAMPLE_DIR
 
 OKX_VENUE = Venue("OKX")
@@ -119,8 +120,8 @@ def load_okx_instrument_definitions(path: Path) -> dict[str, OKXInstrumentDefini
             where = f"responses[{index}]"
             if not isinstance(item, dict):
                 raise DataInputError(path, f"field '{where}': expected an object {{url, received, response}}")
-            received = _required(item, "received", path, where)
-            located.append((_required(item, "response", path, where), f"{where}.response", _seconds_to_nanos(received, path, f"{where}.received")))
+            received = required_field(item, "received", path, where)
+            located.append((required_field(item, "response", path, where), f"{where}.response", _seconds_to_nanos(received, path, f"{where}.received")))
     else:
         located = [(document, "", 0)]
     definitions: dict[str, OKXInstrumentDefinition] = {}
@@ -251,10 +252,10 @@ def _response_definitions(response: Any, where: str, ts_init: int, source: Path)
     prefix = f"{where}." if where else ""
     if not isinstance(response, dict):
         raise DataInputError(source, f"field '{where or '<root>'}': expected an OKX response object {{code, msg, data}}")
-    code = _required(response, "code", source, where or "<root>")
+    code = required_field(response, "code", source, where or "<root>")
     if code != "0":
         raise DataInputError(source, f"field '{prefix}code' is {code!r} ({response.get('msg', '')!r}): expected '0', a successful response")
-    data = _required(response, "data", source, where or "<root>")
+    data = required_field(response, "data", source, where or "<root>")
     if not isinstance(data, list):
         raise DataInputError(source, f"field '{prefix}data': expected a list of instrument definitions")
     definitions = {}
@@ -274,14 +275,8 @@ def _seconds_to_nanos(text: Any, source: Path, where: str) -> int:
     return int(seconds) * _NANOS_PER_SECOND + int(fraction.ljust(9, "0"))
 
 
-def _required(mapping: dict[str, Any], key: str, source: Path, where: str) -> Any:
-    if key not in mapping:
-        raise DataInputError(source, f"field '{where}.{key}' is missing")
-    return mapping[key]
-
-
 def _required_text(mapping: dict[str, Any], key: str, source: Path, where: str) -> str:
-    value = _required(mapping, key, source, where)
+    value = required_field(mapping, key, source, where)
     # OKX sends "" for a field that does not apply to the instrument type: as good as missing where it is needed.
     if not isinstance(value, str) or not value:
         raise DataInputError(source, f"field '{where}.{key}': expected a non-empty string, got {value!r}")

@@ -27,9 +27,7 @@ instruments (e.g. ``BTC-USD-220527`` futures) and of channels Keel does not inge
 """
 
 import bisect
-import gzip
 import zlib
-from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -50,6 +48,8 @@ from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
+from keel.data.recording_lines import DeltaColumns
+from keel.data.recording_lines import numbered_lines
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
@@ -147,15 +147,7 @@ class _Columns:
     quote_ts_event: list[int] = field(default_factory=list)
     quote_ts_init: list[int] = field(default_factory=list)
     quote_line: list[int] = field(default_factory=list)
-    delta_action: list[int] = field(default_factory=list)
-    delta_side: list[int] = field(default_factory=list)
-    delta_price: list[str] = field(default_factory=list)
-    delta_size: list[str] = field(default_factory=list)
-    delta_flags: list[int] = field(default_factory=list)
-    delta_sequence: list[int] = field(default_factory=list)
-    delta_ts_event: list[int] = field(default_factory=list)
-    delta_ts_init: list[int] = field(default_factory=list)
-    delta_line: list[int] = field(default_factory=list)
+    deltas: DeltaColumns = field(default_factory=DeltaColumns)
 
 
 @dataclass(frozen=True)
@@ -459,7 +451,7 @@ def read_okx_recording(path: Path, inst_ids: set[str], state: OKXStreamState | N
     path = Path(path)
     state = state if state is not None else OKXStreamState()
     reader = _RecordingReader(path, inst_ids, state)
-    for line_number, raw_line in _numbered_lines(path):
+    for line_number, raw_line in numbered_lines(path, "a cryptofeed OKX websocket recording"):
         try:
             reader.read_line(line_number, raw_line)
         except msgspec.ValidationError as error:
@@ -527,15 +519,15 @@ def recording_frames(recording: OKXRecording, instruments: dict[str, Instrument]
         )
         deltas = pl.DataFrame(
             {
-                "action": pl.Series(cols.delta_action, dtype=pl.UInt8),
-                "side": pl.Series(cols.delta_side, dtype=pl.UInt8),
-                "price": fixed(cols.delta_price, price_precision, cols.delta_line, "books price level"),
-                "size": fixed(cols.delta_size, size_precision, cols.delta_line, "books size"),
-                "order_id": pl.zeros(len(cols.delta_line), dtype=pl.UInt64, eager=True),
-                "flags": pl.Series(cols.delta_flags, dtype=pl.UInt8),
-                "sequence": pl.Series(cols.delta_sequence, dtype=pl.UInt64),
-                "ts_event": pl.Series(cols.delta_ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.delta_ts_init, dtype=pl.UInt64),
+                "action": pl.Series(cols.deltas.action, dtype=pl.UInt8),
+                "side": pl.Series(cols.deltas.side, dtype=pl.UInt8),
+                "price": fixed(cols.deltas.price, price_precision, cols.deltas.line, "books price level"),
+                "size": fixed(cols.deltas.size, size_precision, cols.deltas.line, "books size"),
+                "order_id": pl.zeros(len(cols.deltas.line), dtype=pl.UInt64, eager=True),
+                "flags": pl.Series(cols.deltas.flags, dtype=pl.UInt8),
+                "sequence": pl.Series(cols.deltas.sequence, dtype=pl.UInt64),
+                "ts_event": pl.Series(cols.deltas.ts_event, dtype=pl.UInt64),
+                "ts_init": pl.Series(cols.deltas.ts_init, dtype=pl.UInt64),
             }
         )
         frames[inst_id] = {TRADE_TICK: trades, QUOTE_TICK: quotes, ORDER_BOOK_DELTAS: deltas}
@@ -632,7 +624,7 @@ class _RecordingReader:
             ts_event = _millis_to_nanos(message.ts, "books 'ts'")
             if cols is not None and action == "snapshot":
                 has_levels = bool(message.bids or message.asks)
-                _append_delta(cols, _ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if has_levels else _F_LAST), sequence, ts_event, ts_init, line_number)
+                cols.deltas.append(_ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if has_levels else _F_LAST), sequence, ts_event, ts_init, line_number)
             levels = [(True, level) for level in message.bids] + [(False, level) for level in message.asks]
             for index, (is_bid, level) in enumerate(levels):
                 price, size = level[0], level[1]
@@ -649,7 +641,7 @@ class _RecordingReader:
                     action_code, flags = _ACTION_ADD, flags | _F_SNAPSHOT
                 else:
                     action_code = _ACTION_DELETE if removed else _ACTION_UPDATE
-                _append_delta(cols, action_code, _SIDE_BUY if is_bid else _SIDE_SELL, price, size, flags, sequence, ts_event, ts_init, line_number)
+                cols.deltas.append(action_code, _SIDE_BUY if is_bid else _SIDE_SELL, price, size, flags, sequence, ts_event, ts_init, line_number)
             computed = book.checksum()
             if computed != message.checksum:
                 raise _LineProblem(
@@ -718,24 +710,6 @@ def _rotation_key(path: Path) -> tuple[str, int]:
     return str(path.parent / name), 0
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    line_number = 0
-    try:
-        with opener(path, "rb") as stream:
-            for line_number, raw_line in enumerate(stream, start=1):
-                raw_line = raw_line.rstrip(b"\r\n")
-                if raw_line:
-                    yield line_number, raw_line
-    except FileNotFoundError:
-        raise DataInputError(path, "file not found: expected a cryptofeed OKX websocket recording") from None
-    except EOFError:
-        raise DataInputError(
-            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", line_number + 1
-        ) from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as error:
-        raise DataInputError(path, f"unreadable gzip ({error})", line_number + 1) from None
-
 
 def _seconds_to_nanos(text: bytes) -> int:
     # The recorder wrote Python's shortest float repr of time.time(): its digits are the recorded value.
@@ -755,25 +729,3 @@ def _check_inst_id(inst_id: str, channel_inst_id: str) -> None:
     if inst_id != channel_inst_id:
         raise _LineProblem(f"data for instId '{inst_id}' on the channel of '{channel_inst_id}': expected the channel's instrument")
 
-
-def _append_delta(
-    cols: _Columns,
-    action: int,
-    side: int,
-    price: str,
-    size: str,
-    flags: int,
-    sequence: int,
-    ts_event: int,
-    ts_init: int,
-    line: int,
-) -> None:
-    cols.delta_action.append(action)
-    cols.delta_side.append(side)
-    cols.delta_price.append(price)
-    cols.delta_size.append(size)
-    cols.delta_flags.append(flags)
-    cols.delta_sequence.append(sequence)
-    cols.delta_ts_event.append(ts_event)
-    cols.delta_ts_init.append(ts_init)
-    cols.delta_line.append(line)

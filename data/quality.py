@@ -21,7 +21,6 @@ from typing import Literal
 
 import msgspec
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from keel.config_files import load_struct
@@ -30,7 +29,7 @@ from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import CatalogFile
 from keel.data.catalog_layout import catalog_files
-from keel.data.fixed_point import FIXED_SCALE
+from keel.data.inventory import decode_column
 from keel.settings import CONFIGS_DIR
 
 DEFAULT_CHECKS_FILE = CONFIGS_DIR / "data_checks.yaml"
@@ -41,7 +40,6 @@ OFF = "off"
 Policy = Literal["fail", "warn", "repair", "off"]
 _FILE = "_file"
 _ROW = "_row"
-_FIXED = pa.binary(16)
 
 
 class DataCheckConfigError(ValueError):
@@ -304,20 +302,10 @@ def _read_folder(files: list[CatalogFile]) -> pl.DataFrame:
     frames = []
     for index, item in enumerate(files):
         table = pq.read_table(item.path)
-        columns = {name: _decoded(table.column(name)) for name in table.column_names}
+        columns = {name: decode_column(table.column(name)) for name in table.column_names}
         frame = pl.DataFrame(columns)
         frames.append(frame.with_columns(pl.lit(index, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW)))
     return pl.concat(frames)
-
-
-def _decoded(column: pa.ChunkedArray) -> pl.Series:
-    """Return a column as polars, reinterpreting nautilus' i128 fixed-point bytes as ``Decimal(38, 16)``."""
-    if column.type != _FIXED:
-        return pl.from_arrow(column)
-    array = column.combine_chunks()
-    # Buffer 1 of a fixed_size_binary[16] array holds the little-endian i128 values: exactly decimal128's layout.
-    decimal = pa.Array.from_buffers(pa.decimal128(38, FIXED_SCALE), len(array), [None, array.buffers()[1]], offset=array.offset)
-    return pl.from_arrow(decimal)
 
 
 def _plain(value: Decimal) -> str:
