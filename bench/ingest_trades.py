@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -43,11 +42,11 @@ from keel.data.binance_recording import read_recording
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import arrow_table
 from keel.data.catalog_layout import relative_path
-from keel.data.fixed_point import not_decimal_mask
-from keel.data.fixed_point import off_grid_mask
-from keel.data.fixed_point import to_fixed
+from keel.data.catalog_layout import write_catalog_file
+from keel.data.fixed_point import checked_fixed_columns
 from keel.data.ingest import DEFAULT_EXCHANGE_INFO
-from keel.data.ingest import ROWS_PER_GROUP
+from keel.data.quality import check_table
+from keel.data.quality import load_check_policies
 from keel.data.ingest import SAMPLE_BINANCE_SPOT_DIR
 from keel.data.instruments import binance_spot_instruments
 
@@ -96,6 +95,8 @@ class BenchResult:
         Keel's Arrow route.
     wrangler : RouteTiming
         nautilus's ``TradeTickDataWrangler`` + ``write_data`` route.
+    checked : RouteTiming
+        Keel's route with the data checks of every ingest (no target: what the checks cost).
     identical : bool
         True if both catalogs return equal ``TradeTick`` lists.
     read_back_rows : int
@@ -105,6 +106,7 @@ class BenchResult:
 
     keel: RouteTiming
     wrangler: RouteTiming
+    checked: RouteTiming
     identical: bool
     read_back_rows: int
 
@@ -174,26 +176,19 @@ def repeat_trades(trades: pl.DataFrame, rows: int) -> pl.DataFrame:
     return repeated.head(rows)
 
 
-def write_keel(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> Path:
+def keel_frame(trades: pl.DataFrame, instrument: Instrument) -> pl.DataFrame:
     """
-    Keel's route: check the decimal strings, convert to fixed point, write the nautilus Arrow table.
+    Check and convert the venue strings into the trade-tick catalog frame, as the ingest sources do.
 
-    Returns
-    -------
-    Path
-        The written catalog file.
-
+    The same function the sources use for decimal columns: ``fixed_point.checked_fixed_columns`` (one
+    parallel pass over both columns, refusing values that are not decimals on the instrument's grid).
     """
-    price, quantity = trades["price"], trades["quantity"]
-    for name, text, precision in (("price", price, instrument.price_precision), ("quantity", quantity, instrument.size_precision)):
-        bad = not_decimal_mask(text) | off_grid_mask(text, precision)
-        if bad.any():
-            row = int(bad.arg_true()[0])
-            raise ValueError(f"trade row {row}: {name} {text[row]!r} is not a decimal at precision {precision}")
-    frame = pl.DataFrame(
+    rows = pl.int_range(1, trades.height + 1, eager=True)
+    fixed = checked_fixed_columns(trades, {"price": instrument.price_precision, "quantity": instrument.size_precision}, rows, SAMPLE_RECORDING)
+    return pl.DataFrame(
         {
-            "price": to_fixed(price),
-            "size": to_fixed(quantity),
+            "price": fixed["price"],
+            "size": fixed["quantity"],
             "aggressor_side": trades.select(
                 pl.when(pl.col("buyer_maker")).then(AGGRESSOR_SELLER).otherwise(AGGRESSOR_BUYER).cast(pl.UInt8)
             ).to_series(),
@@ -202,13 +197,29 @@ def write_keel(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> P
             "ts_init": trades["ts_event"],
         }
     )
+
+
+def write_frame(frame: pl.DataFrame, instrument: Instrument, catalog: Path) -> Path:
+    """Write a trade-tick frame into the catalog, staged then renamed (``arrow_table`` + ``write_catalog_file``)."""
     first_ts, last_ts = int(frame["ts_init"][0]), int(frame["ts_init"][-1])
     target = catalog / relative_path(TRADE_TICK, instrument.id.value, first_ts, last_ts)
     target.parent.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(f".{target.name}.tmp")
-    pq.write_table(arrow_table(TRADE_TICK, frame, instrument), staged, row_group_size=ROWS_PER_GROUP)
+    write_catalog_file(arrow_table(TRADE_TICK, frame, instrument), staged)
     os.replace(staged, target)
     return target
+
+
+def write_keel(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> Path:
+    """Keel's route: check and convert the decimal strings (:func:`keel_frame`), then write (:func:`write_frame`)."""
+    return write_frame(keel_frame(trades, instrument), instrument, catalog)
+
+
+def write_keel_checked(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> Path:
+    """Keel's route plus the data checks every ingest runs (``configs/data_checks.yaml`` policies) before writing."""
+    frame = keel_frame(trades, instrument)
+    result = check_table(TRADE_TICK, frame, load_check_policies(), instrument.id.value, SAMPLE_RECORDING)
+    return write_frame(result.frame, instrument, catalog)
 
 
 def write_wrangler(trades: pl.DataFrame, instrument: Instrument, catalog: Path) -> None:
@@ -286,21 +297,23 @@ def run(rows: int = DEFAULT_ROWS, repeats: int = 3, work_dir: Path | None = None
     try:
         keel, keel_catalog = time_route("keel", write_keel, trades, instrument, work_dir, repeats)
         wrangler, wrangler_catalog = time_route("wrangler", write_wrangler, trades, instrument, work_dir, repeats)
+        checked, checked_catalog = time_route("keel+checks", write_keel_checked, trades, instrument, work_dir, repeats)
         identical, read_back_rows = read_back(keel_catalog, wrangler_catalog, instrument)
+        identical = identical and read_back(checked_catalog, wrangler_catalog, instrument)[0]
     finally:
         if owned:
             shutil.rmtree(work_dir, ignore_errors=True)
-    return BenchResult(keel, wrangler, identical, read_back_rows)
+    return BenchResult(keel, wrangler, checked, identical, read_back_rows)
 
 
 def report(result: BenchResult) -> str:
     """Return the human-readable report of a run."""
     lines = [f"trade-tick ingest, {result.keel.rows:,} rows (sample BTCUSDT trades repeated), best of the runs:"]
-    for timing in (result.keel, result.wrangler):
-        lines.append(f"  {timing.name:<9} {timing.seconds:8.3f} s  {timing.rows_per_second:>14,.0f} rows/s")
-    lines.append(f"  ratio     {result.ratio:8.1f}x")
+    for timing in (result.keel, result.wrangler, result.checked):
+        lines.append(f"  {timing.name:<11} {timing.seconds:8.3f} s  {timing.rows_per_second:>14,.0f} rows/s")
+    lines.append(f"  ratio       {result.ratio:8.1f}x (keel / wrangler)")
     lines.append(
-        f"  read-back: {result.read_back_rows:,} ticks per catalog, "
+        f"  read-back: {result.read_back_rows:,} ticks per catalog (all three), "
         + ("identical" if result.identical else "DIFFERENT")
     )
     lines.append(f"  target >= {TARGET_RATIO:.0f}x the wrangler route: {'PASS' if result.ratio_target_met else 'FAIL'}")
@@ -314,7 +327,7 @@ def result_dict(result: BenchResult) -> dict[str, object]:
     """Return a run's numbers and verdicts as plain JSON-ready values."""
     routes = {
         timing.name: {"rows": timing.rows, "seconds": timing.seconds, "rows_per_second": timing.rows_per_second}
-        for timing in (result.keel, result.wrangler)
+        for timing in (result.keel, result.wrangler, result.checked)
     }
     return {
         "routes": routes,

@@ -27,9 +27,7 @@ from nautilus_trader.model.instruments import Instrument
 from keel.data.catalog_layout import BAR
 from keel.data.errors import DataInputError
 from keel.data.fixed_point import FIXED_DTYPE
-from keel.data.fixed_point import not_decimal_mask
-from keel.data.fixed_point import off_grid_mask
-from keel.data.fixed_point import to_fixed
+from keel.data.fixed_point import checked_fixed_columns
 from keel.data.ingest import IngestReport
 from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
@@ -226,7 +224,7 @@ def check_instrument_matches(name: FreqtradeFileName, instrument: Instrument, ma
 
 def checked_fixed_from_text(text: pl.Series, precision: int, rows: pl.Series, field: str, source: Path) -> pl.Series:
     """
-    Convert venue decimal strings to ``Decimal(38, 16)``, refusing non-decimals and values off the grid.
+    Convert one column of venue decimal strings to ``Decimal(38, 16)``, refusing non-decimals and values off the grid.
 
     Parameters
     ----------
@@ -251,9 +249,7 @@ def checked_fixed_from_text(text: pl.Series, precision: int, rows: pl.Series, fi
         Naming the first bad value's line and field.
 
     """
-    _raise_on_first(not_decimal_mask(text), text, rows, field, source, "a non-negative decimal string")
-    _raise_on_first(off_grid_mask(text, precision), text, rows, field, source, f"at most {precision} decimals (the instrument's grid)")
-    return to_fixed(text)
+    return checked_fixed_columns(pl.DataFrame({field: text}), {field: precision}, rows, source)[field]
 
 
 def checked_fixed_from_float(values: pl.Series, precision: int, rows: pl.Series, field: str, source: Path, *, signed: bool = False) -> pl.Series:
@@ -513,7 +509,7 @@ def _read_csv(path: Path, instrument: Instrument) -> pl.DataFrame:
     open_time = millis.zip_with(millis.is_not_null(), iso)
     _raise_on_first(open_time.is_null(), date, rows, "date", path, "integer milliseconds or an ISO 8601 time")
     precisions = _precisions(instrument)
-    fixed = {field: checked_fixed_from_text(raw[field], precisions[field], rows, field, path) for field in OHLCV_FIELDS}
+    fixed = checked_fixed_columns(raw, {field: precisions[field] for field in OHLCV_FIELDS}, rows, path).to_dict()
     return pl.DataFrame({"open_time": open_time, **fixed, "row": rows})
 
 

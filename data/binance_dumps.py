@@ -36,12 +36,12 @@ from nautilus_trader.model.instruments import Instrument
 
 from keel.data.bars import BarInterval
 from keel.data.bars import checked_bar_frame
-from keel.data.bars import checked_fixed_from_text
 from keel.data.bars import parse_interval
 from keel.data.catalog_layout import BAR
 from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
+from keel.data.fixed_point import checked_fixed_columns
 from keel.data.ingest import IngestReport
 from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
@@ -353,10 +353,11 @@ def _trade_frame(path: Path, columns: pl.DataFrame, instrument: Instrument, size
     is_buyer_maker = _booleans(path, columns, "is_buyer_maker")
     # The buyer was the maker, so the seller took liquidity: the aggressor is the seller.
     aggressor = pl.select(pl.when(pl.lit(is_buyer_maker)).then(_AGGRESSOR_SELLER).otherwise(_AGGRESSOR_BUYER)).to_series().cast(pl.UInt8)
+    fixed = checked_fixed_columns(columns, {"price": instrument.price_precision, size_field: instrument.size_precision}, rows, path)
     return pl.DataFrame(
         {
-            "price": checked_fixed_from_text(columns["price"], instrument.price_precision, rows, "price", path),
-            "size": checked_fixed_from_text(columns[size_field], instrument.size_precision, rows, size_field, path),
+            "price": fixed["price"],
+            "size": fixed[size_field],
             "aggressor_side": aggressor,
             "trade_id": ids.cast(pl.String),
             "ts_event": ts.cast(pl.UInt64),
@@ -403,10 +404,11 @@ def _book_ticker(path: Path, columns: pl.DataFrame, instrument: Instrument) -> p
     price, size = instrument.price_precision, instrument.size_precision
     return pl.DataFrame(
         {
-            "bid_price": checked_fixed_from_text(columns["best_bid_price"], price, rows, "best_bid_price", path),
-            "ask_price": checked_fixed_from_text(columns["best_ask_price"], price, rows, "best_ask_price", path),
-            "bid_size": checked_fixed_from_text(columns["best_bid_qty"], size, rows, "best_bid_qty", path),
-            "ask_size": checked_fixed_from_text(columns["best_ask_qty"], size, rows, "best_ask_qty", path),
+            **checked_fixed_columns(
+                columns, {"best_bid_price": price, "best_ask_price": price, "best_bid_qty": size, "best_ask_qty": size}, rows, path
+            )
+            .rename({"best_bid_price": "bid_price", "best_ask_price": "ask_price", "best_bid_qty": "bid_size", "best_ask_qty": "ask_size"})
+            .to_dict(),
             "ts_event": ts["transaction_time"].cast(pl.UInt64),
             "ts_init": ts["event_time"].cast(pl.UInt64),
         }
@@ -420,8 +422,7 @@ def _klines(path: Path, columns: pl.DataFrame, instrument: Instrument, interval:
     bars = pl.DataFrame(
         {
             "open_time": open_time,
-            **{field: checked_fixed_from_text(columns[field], price, rows, field, path) for field in ("open", "high", "low", "close")},
-            "volume": checked_fixed_from_text(columns["volume"], size, rows, "volume", path),
+            **checked_fixed_columns(columns, {"open": price, "high": price, "low": price, "close": price, "volume": size}, rows, path).to_dict(),
             "row": rows,
         }
     )

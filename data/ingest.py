@@ -33,6 +33,7 @@ from keel.data.catalog_layout import arrow_table
 from keel.data.catalog_layout import catalog_files
 from keel.data.catalog_layout import parse_file_name
 from keel.data.catalog_layout import relative_path
+from keel.data.catalog_layout import write_catalog_file
 from keel.data.errors import DataInputError
 from keel.data.quality import FAIL
 from keel.data.quality import CheckPolicies
@@ -44,7 +45,6 @@ from keel.settings import SAMPLE_DIR
 
 SAMPLE_BINANCE_SPOT_DIR = SAMPLE_DIR / "binance_spot"
 DEFAULT_EXCHANGE_INFO = SAMPLE_BINANCE_SPOT_DIR / "exchange_info.json"
-ROWS_PER_GROUP = 5000  # ParquetDataCatalog's default max_rows_per_group
 WRITTEN = "written"
 ALREADY_PRESENT = "already present"
 
@@ -322,7 +322,7 @@ def _stage(plan: list[SourceTable], instruments: Sequence[Instrument], staging: 
     for item in plan:
         path = staging / item.relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(arrow_table(item.data_type, item.frame, item.instrument, item.identifier), path, row_group_size=ROWS_PER_GROUP)
+        write_catalog_file(arrow_table(item.data_type, item.frame, item.instrument, item.identifier), path)
         staged.append(IngestedFile(item.identifier, item.data_type, item.frame.height, item.first_ts, item.last_ts, item.relative, WRITTEN))
     # Instruments are few: nautilus' own writer serializes them, into a scratch catalog inside the staging folder.
     scratch = staging / "instruments"

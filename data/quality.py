@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+from scipy.ndimage import median_filter
 
 from keel.config_files import load_struct
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
@@ -79,7 +81,8 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
         Runs of at least ``min_run`` consecutive trades of size 0, or quotes with a side of size 0.
     price_outliers : _PriceOutlierCheck
         Trade prices more than ``deviations`` robust deviations (1.4826 x the rolling median absolute deviation,
-        at least ``min_deviation_bps`` of the price) from the centred rolling median over ``window`` trades.
+        at least ``min_deviation_bps`` of the price) from the centred rolling median over ``window`` trades
+        (the first and last trades padded with their own price).
     depth_sequence : _Check
         Order book delta ``sequence`` (Binance update id) never goes backwards.
 
@@ -325,6 +328,8 @@ def _ts_init_monotonic(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
 
 
 def _trade_id_duplicates(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    if not _duplicate_rows(frame, settings).any():
+        return []
     first = frame.group_by("trade_id").agg(pl.col(_FILE).first().alias("first_file"), pl.col(_ROW).first().alias("first_row"), pl.len().alias("count"))
     # group_by's first() follows the frame's order, so the first occurrence is the one not reported.
     rows = frame.join(first.filter(pl.col("count") > 1), on="trade_id").filter(
@@ -375,12 +380,13 @@ def _zero_volume(frame: pl.DataFrame, settings: _ZeroVolumeCheck) -> list[_Resul
 
 
 def _price_outliers(frame: pl.DataFrame, settings: _PriceOutlierCheck) -> list[_Result]:
-    price = pl.col("price").cast(pl.Float64)
-    median = price.rolling_median(settings.window, center=True, min_samples=1)
-    scored = frame.with_columns(price.alias("price_float"), median.alias("median")).with_columns(
-        (pl.col("price_float") - pl.col("median")).abs().alias("distance")
+    prices = frame["price"].cast(pl.Float64).to_numpy()
+    median = _centred_rolling_median(prices, settings.window)
+    distance = np.abs(prices - median)
+    scored = frame.with_columns(
+        pl.Series("median", median), pl.Series("distance", distance), pl.Series("robust", _centred_rolling_median(distance, settings.window) * 1.4826)
     )
-    robust = (pl.col("distance").rolling_median(settings.window, center=True, min_samples=1) * 1.4826).alias("robust")
+    robust = pl.col("robust")
     floor = pl.col("median") * settings.min_deviation_bps / 10_000
     scored = scored.with_columns(pl.max_horizontal(robust, floor).alias("deviation"))
     rows = scored.filter(pl.col("distance") > settings.deviations * pl.col("deviation"))
@@ -390,6 +396,12 @@ def _price_outliers(frame: pl.DataFrame, settings: _PriceOutlierCheck) -> list[_
         for price_value, distance, deviation, median_value in zip(rows["price"], rows["distance"], rows["deviation"], rows["median"], strict=True)
     ]
     return [(rows, "price", problems)]
+
+
+def _centred_rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Return the median of the ``window`` values centred on each one; the ends are padded with the end value."""
+    # scipy's C median filter is about 8x faster than polars' rolling_median on a million rows.
+    return median_filter(values, size=window, mode="nearest")
 
 
 def _depth_sequence(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
@@ -419,7 +431,10 @@ _CHECKS_BY_TYPE: dict[str, list[tuple[str, _CheckFunction]]] = {
 
 
 def _duplicate_rows(frame: pl.DataFrame, settings: _Check) -> pl.Series:
-    return frame.select(~pl.col("trade_id").is_first_distinct()).to_series()
+    ids = frame["trade_id"].cast(pl.Int64, strict=False)
+    # Integer ids (every venue Keel reads) hash an order of magnitude faster than their strings.
+    keys = frame["trade_id"] if ids.null_count() else ids
+    return ~keys.is_first_distinct()
 
 
 def _crossed_rows(frame: pl.DataFrame, settings: _Check) -> pl.Series:
