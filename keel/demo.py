@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     trials: Annotated[int, typer.Option(help="Sweep trials to add in this run.")] = 8,
-    speed: Annotated[float, typer.Option(help="Emulator replay speed for the live session.")] = 4.0,
+    speed: Annotated[float, typer.Option(help="Emulator replay speed for the live session (much faster, a small machine lags the feed and the gate rightly rejects).")] = 3.0,
 ) -> None:
     """
     Run the whole pipeline on the shipped sample and print where each artifact is.
