@@ -36,14 +36,14 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.config import ImportableControllerConfig
 
-from keel.backtests.versioned_node import VersionedBacktestNode
-from keel.backtests.versioned_node import in_force
 from keel.backtests.performance import equity_curve
 from keel.backtests.performance import summarize
 from keel.backtests.tearsheet import write_tearsheet
 from keel.backtests.tracking import log_run
 from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_model_for
+from keel.backtests.versioned_node import VersionedBacktestNode
+from keel.backtests.versioned_node import in_force
 from keel.fills import fills_frame
 from keel.fills import write_fills
 from keel.settings import runs_dir

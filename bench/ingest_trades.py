@@ -36,19 +36,19 @@ import polars as pl
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from keel.data.binance_recording import AGGRESSOR_BUYER
-from keel.data.binance_recording import AGGRESSOR_SELLER
 from keel.data.binance_recording import read_recording
+from keel.data.catalog_layout import AGGRESSOR_BUYER
+from keel.data.catalog_layout import AGGRESSOR_SELLER
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import arrow_table
 from keel.data.catalog_layout import relative_path
 from keel.data.catalog_layout import write_catalog_file
 from keel.data.fixed_point import checked_fixed_columns
 from keel.data.ingest import DEFAULT_EXCHANGE_INFO
-from keel.data.quality import check_table
-from keel.data.quality import load_check_policies
 from keel.data.ingest import SAMPLE_BINANCE_SPOT_DIR
 from keel.data.instruments import binance_spot_instruments
+from keel.data.quality import check_table
+from keel.data.quality import load_check_policies
 
 SAMPLE_RECORDING = SAMPLE_BINANCE_SPOT_DIR / "btcusdt_20240808.gz"
 SYMBOL = "BTCUSDT"

@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.instruments import Instrument
 
 from keel.data.bars import BarInterval
 from keel.data.bars import checked_bar_frame
 from keel.data.bars import parse_interval
+from keel.data.catalog_layout import AGGRESSOR_BUYER
+from keel.data.catalog_layout import AGGRESSOR_SELLER
 from keel.data.catalog_layout import BAR
 from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import TRADE_TICK
@@ -68,8 +69,6 @@ _OPTIONAL_LAST = {TRADES: "is_best_match", AGG_TRADES: "is_best_match"}
 # Any epoch timestamp at or above 10^14 is microseconds: 10^14 ms is the year 5138, 10^14 µs is 1973.
 _MICROS_THRESHOLD = 10**14
 _NANOS_PER = {"ms": 1_000_000, "us": 1_000}
-_AGGRESSOR_BUYER = int(AggressorSide.BUYER)
-_AGGRESSOR_SELLER = int(AggressorSide.SELLER)
 # <SYMBOL>-<trades|aggTrades|bookTicker|interval>-<YYYY-MM[-DD]>.<csv|zip>, e.g. BTCUSDT-1m-2022-09-05.zip.
 _FILE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker|\d+[a-zA-Z]+)-(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?:csv|zip)$")
 
@@ -352,7 +351,7 @@ def _trade_frame(path: Path, columns: pl.DataFrame, instrument: Instrument, size
     _require_not_backwards(path, columns, ts, time_field)
     is_buyer_maker = _booleans(path, columns, "is_buyer_maker")
     # The buyer was the maker, so the seller took liquidity: the aggressor is the seller.
-    aggressor = pl.select(pl.when(pl.lit(is_buyer_maker)).then(_AGGRESSOR_SELLER).otherwise(_AGGRESSOR_BUYER)).to_series().cast(pl.UInt8)
+    aggressor = pl.select(pl.when(pl.lit(is_buyer_maker)).then(AGGRESSOR_SELLER).otherwise(AGGRESSOR_BUYER)).to_series().cast(pl.UInt8)
     fixed = checked_fixed_columns(columns, {"price": instrument.price_precision, size_field: instrument.size_precision}, rows, path)
     return pl.DataFrame(
         {

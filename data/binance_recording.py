@@ -45,30 +45,27 @@ from pathlib import Path
 
 import msgspec
 import polars as pl
-from nautilus_trader.model.enums import BookAction
-from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.instruments import Instrument
 
+from keel.data.catalog_layout import ACTION_ADD
+from keel.data.catalog_layout import ACTION_CLEAR
+from keel.data.catalog_layout import ACTION_DELETE
+from keel.data.catalog_layout import ACTION_UPDATE
+from keel.data.catalog_layout import AGGRESSOR_BUYER
+from keel.data.catalog_layout import AGGRESSOR_SELLER
+from keel.data.catalog_layout import F_LAST
+from keel.data.catalog_layout import F_SNAPSHOT
+from keel.data.catalog_layout import SIDE_BUY
+from keel.data.catalog_layout import SIDE_NONE
+from keel.data.catalog_layout import SIDE_SELL
 from keel.data.errors import DataInputError
-from keel.data.recording_lines import DeltaColumns
-from keel.data.recording_lines import numbered_lines
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
+from keel.data.recording_lines import DeltaColumns
+from keel.data.recording_lines import numbered_lines
 
 _MS = 1_000_000
-_ACTION_CLEAR = int(BookAction.CLEAR)
-_ACTION_ADD = int(BookAction.ADD)
-_ACTION_UPDATE = int(BookAction.UPDATE)
-_ACTION_DELETE = int(BookAction.DELETE)
-_SIDE_NONE = int(OrderSide.NO_ORDER_SIDE)
-_SIDE_BUY = int(OrderSide.BUY)
-_SIDE_SELL = int(OrderSide.SELL)
-_F_LAST = int(RecordFlag.F_LAST)
-_F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
-AGGRESSOR_BUYER = 1
-AGGRESSOR_SELLER = 2
 MARKET_TRADE = "MARKET"
 
 
@@ -474,12 +471,12 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
             }
         )
         # A diff level with quantity 0 removes the level; every other diff level sets it.
-        is_removal = (pl.col("action") == _ACTION_UPDATE) & (pl.col("size") == 0)
+        is_removal = (pl.col("action") == ACTION_UPDATE) & (pl.col("size") == 0)
         deltas = deltas.with_columns(
-            pl.when(is_removal).then(pl.lit(_ACTION_DELETE, pl.UInt8)).otherwise(pl.col("action")).alias("action")
+            pl.when(is_removal).then(pl.lit(ACTION_DELETE, pl.UInt8)).otherwise(pl.col("action")).alias("action")
         )
         empty_snapshot_level = deltas.select(
-            (pl.col("action") == _ACTION_ADD) & (pl.col("size") == 0)
+            (pl.col("action") == ACTION_ADD) & (pl.col("size") == 0)
         ).to_series()
         if empty_snapshot_level.any():
             line = int(delta_lines.filter(empty_snapshot_level)[0])
@@ -635,13 +632,13 @@ def _snapshot_symbol(path: Path, events: list[_DepthEvent], columns: dict[str, _
 def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:
     snapshot = event.snapshot
     sequence = snapshot.lastUpdateId
-    levels = [(_SIDE_BUY, level) for level in snapshot.bids] + [(_SIDE_SELL, level) for level in snapshot.asks]
+    levels = [(SIDE_BUY, level) for level in snapshot.bids] + [(SIDE_SELL, level) for level in snapshot.asks]
     event_ms = snapshot.event_ms()
     ts_event = event.ts_init if event_ms is None else event_ms * _MS
-    cols.deltas.append(_ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if levels else _F_LAST), sequence, ts_event, event.ts_init, event.line)
+    cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if levels else F_LAST), sequence, ts_event, event.ts_init, event.line)
     for index, (side, (price, size)) in enumerate(levels):
-        flags = _F_SNAPSHOT | (_F_LAST if index == len(levels) - 1 else 0)
-        cols.deltas.append(_ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
+        flags = F_SNAPSHOT | (F_LAST if index == len(levels) - 1 else 0)
+        cols.deltas.append(ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
 
 
 def _apply_diff(
@@ -670,10 +667,10 @@ def _apply_diff(
         if problem is not None:
             raise DataInputError(path, f"{symbol} depth sequence break: diff U={update.U} u={update.u}, {problem}", event.line)
     last_update_id[symbol] = update.u
-    levels = [(_SIDE_BUY, level) for level in update.b] + [(_SIDE_SELL, level) for level in update.a]
+    levels = [(SIDE_BUY, level) for level in update.b] + [(SIDE_SELL, level) for level in update.a]
     ts_event = update.event_ms() * _MS
     for index, (side, (price, size)) in enumerate(levels):
-        flags = _F_LAST if index == len(levels) - 1 else 0
+        flags = F_LAST if index == len(levels) - 1 else 0
         # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
-        cols.deltas.append(_ACTION_UPDATE, side, price, size, flags, update.u, ts_event, ts_init, event.line)
+        cols.deltas.append(ACTION_UPDATE, side, price, size, flags, update.u, ts_event, ts_init, event.line)
 

@@ -14,11 +14,29 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from nautilus_trader.core.datetime import unix_nanos_to_iso8601
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.enums import BookAction
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.instruments import Instrument
 
 from keel.data.fixed_point import fixed_to_arrow
 
 ROWS_PER_GROUP = 5000  # ParquetDataCatalog's default max_rows_per_group
+
+# The integer codes the schemas' uint8 columns hold (nautilus' enums).
+ACTION_CLEAR = int(BookAction.CLEAR)
+ACTION_ADD = int(BookAction.ADD)
+ACTION_UPDATE = int(BookAction.UPDATE)
+ACTION_DELETE = int(BookAction.DELETE)
+SIDE_NONE = int(OrderSide.NO_ORDER_SIDE)
+SIDE_BUY = int(OrderSide.BUY)
+SIDE_SELL = int(OrderSide.SELL)
+F_LAST = int(RecordFlag.F_LAST)
+F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
+AGGRESSOR_NONE = int(AggressorSide.NO_AGGRESSOR)
+AGGRESSOR_BUYER = int(AggressorSide.BUYER)
+AGGRESSOR_SELLER = int(AggressorSide.SELLER)
 TRADE_TICK = "trade_tick"
 QUOTE_TICK = "quote_tick"
 ORDER_BOOK_DELTAS = "order_book_deltas"

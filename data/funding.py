@@ -23,8 +23,8 @@ import polars as pl
 import pyarrow as pa
 from nautilus_trader.model.instruments import Instrument
 
-from keel.data.bars import checked_fixed_from_float
 from keel.data.bars import check_instrument_matches
+from keel.data.bars import checked_fixed_from_float
 from keel.data.bars import parse_freqtrade_file_name
 from keel.data.bars import parse_interval
 from keel.data.catalog_layout import FUNDING_RATE_UPDATE

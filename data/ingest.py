@@ -35,12 +35,12 @@ from keel.data.catalog_layout import parse_file_name
 from keel.data.catalog_layout import relative_path
 from keel.data.catalog_layout import write_catalog_file
 from keel.data.errors import DataInputError
+from keel.data.instruments import binance_spot_instruments
 from keel.data.quality import FAIL
 from keel.data.quality import CheckPolicies
 from keel.data.quality import Finding
 from keel.data.quality import check_table
 from keel.data.quality import load_check_policies
-from keel.data.instruments import binance_spot_instruments
 from keel.settings import SAMPLE_DIR
 
 SAMPLE_BINANCE_SPOT_DIR = SAMPLE_DIR / "binance_spot"

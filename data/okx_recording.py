@@ -39,17 +39,23 @@ from typing import Literal
 
 import msgspec
 import polars as pl
-from nautilus_trader.model.enums import BookAction
-from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.instruments import Instrument
 
+from keel.data.catalog_layout import ACTION_ADD
+from keel.data.catalog_layout import ACTION_CLEAR
+from keel.data.catalog_layout import ACTION_DELETE
+from keel.data.catalog_layout import ACTION_UPDATE
+from keel.data.catalog_layout import AGGRESSOR_BUYER
+from keel.data.catalog_layout import AGGRESSOR_SELLER
+from keel.data.catalog_layout import F_LAST
+from keel.data.catalog_layout import F_SNAPSHOT
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import SIDE_BUY
+from keel.data.catalog_layout import SIDE_NONE
+from keel.data.catalog_layout import SIDE_SELL
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
-from keel.data.recording_lines import DeltaColumns
-from keel.data.recording_lines import numbered_lines
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
@@ -62,20 +68,13 @@ from keel.data.okx_instruments import SUPPORTED_INSTRUMENT_TYPES
 from keel.data.okx_instruments import instrument_from_okx_definition
 from keel.data.okx_instruments import load_okx_instrument_definitions
 from keel.data.quality import CheckPolicies
+from keel.data.recording_lines import DeltaColumns
+from keel.data.recording_lines import numbered_lines
 
 CHECKSUM_DEPTH = 25
 _MS = 1_000_000
 _NANOS_PER_SECOND = 1_000_000_000
-_ACTION_CLEAR = int(BookAction.CLEAR)
-_ACTION_ADD = int(BookAction.ADD)
-_ACTION_UPDATE = int(BookAction.UPDATE)
-_ACTION_DELETE = int(BookAction.DELETE)
-_SIDE_NONE = int(OrderSide.NO_ORDER_SIDE)
-_SIDE_BUY = int(OrderSide.BUY)
-_SIDE_SELL = int(OrderSide.SELL)
-_F_LAST = int(RecordFlag.F_LAST)
-_F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
-_AGGRESSOR = {"buy": 1, "sell": 2}  # nautilus AggressorSide BUYER, SELLER
+_AGGRESSOR = {"buy": AGGRESSOR_BUYER, "sell": AGGRESSOR_SELLER}
 _URL_PREFIXES = (b"wss://", b"ws://", b"https://", b"http://")
 
 # A level is [price, size, deprecated liquidated-orders count, order count].
@@ -624,7 +623,7 @@ class _RecordingReader:
             ts_event = _millis_to_nanos(message.ts, "books 'ts'")
             if cols is not None and action == "snapshot":
                 has_levels = bool(message.bids or message.asks)
-                cols.deltas.append(_ACTION_CLEAR, _SIDE_NONE, "0", "0", _F_SNAPSHOT | (0 if has_levels else _F_LAST), sequence, ts_event, ts_init, line_number)
+                cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if has_levels else F_LAST), sequence, ts_event, ts_init, line_number)
             levels = [(True, level) for level in message.bids] + [(False, level) for level in message.asks]
             for index, (is_bid, level) in enumerate(levels):
                 price, size = level[0], level[1]
@@ -634,14 +633,14 @@ class _RecordingReader:
                     raise _LineProblem(f"books {inst_id} level {list(level)}: expected decimal price and size strings") from None
                 if cols is None:
                     continue
-                flags = _F_LAST if index == len(levels) - 1 else 0
+                flags = F_LAST if index == len(levels) - 1 else 0
                 if action == "snapshot":
                     if removed:
                         raise _LineProblem(f"books {inst_id} snapshot level {list(level)} with size 0: expected a positive size")
-                    action_code, flags = _ACTION_ADD, flags | _F_SNAPSHOT
+                    action_code, flags = ACTION_ADD, flags | F_SNAPSHOT
                 else:
-                    action_code = _ACTION_DELETE if removed else _ACTION_UPDATE
-                cols.deltas.append(action_code, _SIDE_BUY if is_bid else _SIDE_SELL, price, size, flags, sequence, ts_event, ts_init, line_number)
+                    action_code = ACTION_DELETE if removed else ACTION_UPDATE
+                cols.deltas.append(action_code, SIDE_BUY if is_bid else SIDE_SELL, price, size, flags, sequence, ts_event, ts_init, line_number)
             computed = book.checksum()
             if computed != message.checksum:
                 raise _LineProblem(

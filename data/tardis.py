@@ -32,15 +32,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
-from nautilus_trader.model.enums import AggressorSide
-from nautilus_trader.model.enums import BookAction
-from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.enums import RecordFlag
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
 
+from keel.data.catalog_layout import ACTION_ADD
+from keel.data.catalog_layout import ACTION_CLEAR
+from keel.data.catalog_layout import ACTION_DELETE
+from keel.data.catalog_layout import ACTION_UPDATE
+from keel.data.catalog_layout import AGGRESSOR_BUYER
+from keel.data.catalog_layout import AGGRESSOR_NONE
+from keel.data.catalog_layout import AGGRESSOR_SELLER
+from keel.data.catalog_layout import F_LAST
+from keel.data.catalog_layout import F_SNAPSHOT
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import SIDE_BUY
+from keel.data.catalog_layout import SIDE_NONE
+from keel.data.catalog_layout import SIDE_SELL
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
 from keel.data.fixed_point import FIXED_DTYPE
@@ -82,21 +90,8 @@ _MICROS = 1_000
 _TRADE_ID_MAX_LENGTH = 36  # nautilus TradeId
 _READ_CHUNK = 1 << 16  # small enough that a truncated gzip still yields the lines before the cut
 
-_ACTION_CLEAR = int(BookAction.CLEAR)
-_ACTION_ADD = int(BookAction.ADD)
-_ACTION_UPDATE = int(BookAction.UPDATE)
-_ACTION_DELETE = int(BookAction.DELETE)
-_SIDE_NONE = int(OrderSide.NO_ORDER_SIDE)
-_SIDE_BUY = int(OrderSide.BUY)
-_SIDE_SELL = int(OrderSide.SELL)
-_F_LAST = int(RecordFlag.F_LAST)
-_F_SNAPSHOT = int(RecordFlag.F_SNAPSHOT)
-_AGGRESSORS = {
-    "buy": int(AggressorSide.BUYER),
-    "sell": int(AggressorSide.SELLER),
-    "unknown": int(AggressorSide.NO_AGGRESSOR),
-}
-_BOOK_SIDES = {"bid": _SIDE_BUY, "ask": _SIDE_SELL}
+_AGGRESSORS = {"buy": AGGRESSOR_BUYER, "sell": AGGRESSOR_SELLER, "unknown": AGGRESSOR_NONE}
+_BOOK_SIDES = {"bid": SIDE_BUY, "ask": SIDE_SELL}
 _BOOLEANS = {"true": True, "false": False}
 
 
@@ -507,30 +502,30 @@ def _incremental_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals") -
     # One venue message = one F_LAST group: a whole snapshot run, or consecutive diff rows sharing both clocks.
     new_group = starts | (~snapshot_row & (after_snapshot_row | ~same_clocks.fill_null(False)))
     rows = rows.with_columns(
-        pl.when(snapshot_row).then(_ACTION_ADD).when(pl.col("size") == 0).then(_ACTION_DELETE).otherwise(_ACTION_UPDATE).cast(pl.UInt8).alias("action"),
-        (pl.when(snapshot_row).then(_F_SNAPSHOT).otherwise(0) | pl.when(new_group.shift(-1, fill_value=True)).then(_F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
+        pl.when(snapshot_row).then(ACTION_ADD).when(pl.col("size") == 0).then(ACTION_DELETE).otherwise(ACTION_UPDATE).cast(pl.UInt8).alias("action"),
+        (pl.when(snapshot_row).then(F_SNAPSHOT).otherwise(0) | pl.when(new_group.shift(-1, fill_value=True)).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
         starts.alias("starts"),
     )
     # A new snapshot replaces the book, so a CLEAR goes right before its first level.
     clears = rows.filter(pl.col("starts")).with_columns(
-        pl.lit(_ACTION_CLEAR, pl.UInt8).alias("action"),
-        pl.lit(_SIDE_NONE, pl.UInt8).alias("side"),
+        pl.lit(ACTION_CLEAR, pl.UInt8).alias("action"),
+        pl.lit(SIDE_NONE, pl.UInt8).alias("side"),
         pl.lit(Decimal(0), FIXED_DTYPE).alias("price"),
         pl.lit(Decimal(0), FIXED_DTYPE).alias("size"),
-        pl.lit(_F_SNAPSHOT, pl.UInt8).alias("flags"),
+        pl.lit(F_SNAPSHOT, pl.UInt8).alias("flags"),
         pl.col("position") - 1,
     )
     return _delta_columns(pl.concat([rows, clears]).sort("position"))
 
 
 def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", levels: int) -> pl.DataFrame:
-    actions = [pl.lit(_ACTION_CLEAR, pl.UInt8)]
-    sides = [pl.lit(_SIDE_NONE, pl.UInt8)]
+    actions = [pl.lit(ACTION_CLEAR, pl.UInt8)]
+    sides = [pl.lit(SIDE_NONE, pl.UInt8)]
     prices = [pl.lit(Decimal(0), FIXED_DTYPE)]
     sizes = [pl.lit(Decimal(0), FIXED_DTYPE)]
     columns: dict[str, pl.Series] = {}
     # Bids then asks, best first: the order of the Binance REST snapshot and of nautilus' own book.
-    for side_name, side in (("bids", _SIDE_BUY), ("asks", _SIDE_SELL)):
+    for side_name, side in (("bids", SIDE_BUY), ("asks", SIDE_SELL)):
         for level in range(levels):
             price_column, amount_column = f"{side_name}[{level}].price", f"{side_name}[{level}].amount"
             price = decimals.price(part, price_column)
@@ -539,7 +534,7 @@ def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", leve
             _raise_on_first(path, part, size.is_null() & price.is_not_null(), amount_column, f"an amount, as {price_column} is set")
             _raise_on_first(path, part, (size == 0).fill_null(False), amount_column, "a positive amount (or both cells of the level empty)")
             columns[price_column], columns[amount_column] = price, size
-            actions.append(pl.lit(_ACTION_ADD, pl.UInt8))
+            actions.append(pl.lit(ACTION_ADD, pl.UInt8))
             sides.append(pl.lit(side, pl.UInt8))
             prices.append(pl.col(price_column))
             sizes.append(pl.col(amount_column))
@@ -559,7 +554,7 @@ def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", leve
         .filter(pl.col("price").is_not_null())
     )
     last = (pl.col("row") != pl.col("row").shift(-1)).fill_null(True)
-    long = long.with_columns((pl.lit(_F_SNAPSHOT, pl.UInt8) | (last.cast(pl.UInt8) * _F_LAST)).alias("flags"))
+    long = long.with_columns((pl.lit(F_SNAPSHOT, pl.UInt8) | (last.cast(pl.UInt8) * F_LAST)).alias("flags"))
     return _delta_columns(long)
 
 

@@ -24,8 +24,8 @@ from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_model_for
 from keel.config_files import load_struct
 from keel.fills import read_fills
-from keel.settings import CONFIGS_DIR
 from keel.live.session_layout import ORDERS_PARQUET
+from keel.settings import CONFIGS_DIR
 from keel.validation.latency import median_round_trip_ms
 from keel.validation.matching import Matching
 from keel.validation.matching import match_orders
