@@ -12,11 +12,13 @@ checks with one defensible repair: drop the offending rows, or restore time orde
 what it changed. A catalog check reports ``repair`` findings like warnings: the catalog itself is never rewritten.
 """
 
+import fnmatch
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from typing import Literal
 
 import msgspec
@@ -49,7 +51,14 @@ class DataCheckConfigError(ValueError):
 
 
 class _Check(msgspec.Struct, forbid_unknown_fields=True):
-    policy: Policy = FAIL
+    policy: Policy | bool = FAIL
+
+    def __post_init__(self) -> None:
+        # YAML 1.1 reads an unquoted `off` as false (and `on`/`yes` as true).
+        if self.policy is False:
+            self.policy = OFF
+        elif self.policy is True:
+            raise ValueError("policy: got a YAML boolean (on/yes/true): expected fail, warn, repair or off")
 
 
 class _ZeroVolumeCheck(_Check, forbid_unknown_fields=True):
@@ -85,6 +94,8 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
         (the first and last trades padded with their own price).
     depth_sequence : _Check
         Order book delta ``sequence`` (Binance update id) never goes backwards.
+    overrides : list[PolicyOverride]
+        Per-instrument changes on top of the above, applied in order (see :meth:`for_instrument`).
 
     """
 
@@ -95,20 +106,74 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
     zero_volume: _ZeroVolumeCheck = msgspec.field(default_factory=_ZeroVolumeCheck)
     price_outliers: _PriceOutlierCheck = msgspec.field(default_factory=_PriceOutlierCheck)
     depth_sequence: _Check = msgspec.field(default_factory=_Check)
+    overrides: list["PolicyOverride"] = msgspec.field(default_factory=list)
 
     def policy(self, check: str) -> str:
         """Return the policy of the check named ``check``."""
         return getattr(self, check).policy
 
+    def for_instrument(self, instrument_id: str) -> "CheckPolicies":
+        """
+        Return the policies for one instrument: every override whose patterns match it applied, in order.
+
+        Parameters
+        ----------
+        instrument_id : str
+            E.g. ``BTC-USDT.OKX``; matched against each override's ``instruments`` glob patterns.
+
+        Returns
+        -------
+        CheckPolicies
+            Without overrides of its own.
+
+        """
+        policies = msgspec.structs.replace(self, overrides=[])
+        for override in self.overrides:
+            if any(fnmatch.fnmatchcase(instrument_id, pattern) for pattern in override.instruments):
+                changes = {
+                    check: msgspec.convert(msgspec.to_builtins(getattr(policies, check)) | fields, type(getattr(policies, check)))
+                    for check, fields in override.checks.items()
+                }
+                policies = msgspec.structs.replace(policies, **changes)
+        return policies
+
     def __post_init__(self) -> None:
-        for check in self.__struct_fields__:
+        for override in self.overrides:
+            unknown = sorted(set(override.checks) - set(_CHECK_NAMES))
+            if unknown:
+                raise ValueError(f"overrides[].checks: unknown checks {unknown}: expected some of {list(_CHECK_NAMES)}")
+            for check, fields in override.checks.items():
+                if fields.get("policy") == REPAIR and check not in _REPAIRABLE:
+                    raise ValueError(f"overrides[].checks.{check}.policy: 'repair' is not offered by {check} (nothing safe to repair): expected fail, warn or off")
+        for check in _CHECK_NAMES:
             if getattr(self, check).policy == REPAIR and check not in _REPAIRABLE:
                 # msgspec turns a ValueError here into a ValidationError naming the file.
                 raise ValueError(f"checks.{check}.policy: 'repair' is not offered by {check} (nothing safe to repair): expected fail, warn or off")
 
 
+_CHECK_NAMES = tuple(name for name in CheckPolicies.__struct_fields__ if name != "overrides")
+
+
+class PolicyOverride(msgspec.Struct, forbid_unknown_fields=True):
+    """
+    Check settings for the instruments matching some glob patterns, e.g. OKX's documented ``seqId`` resets.
+
+    Parameters
+    ----------
+    instruments : list[str]
+        ``fnmatch`` patterns on instrument ids (``*.OKX``, ``BTCUSDT-PERP.BINANCE``).
+    checks : dict[str, dict]
+        Check name -> the fields to change (``{policy: warn}``, ``{window: 501}``).
+
+    """
+
+    instruments: list[str]
+    checks: dict[str, dict[str, Any]]
+
+
 class _ChecksFile(msgspec.Struct, forbid_unknown_fields=True):
     checks: CheckPolicies = msgspec.field(default_factory=CheckPolicies)
+    overrides: list[PolicyOverride] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -178,7 +243,8 @@ class CheckReport:
 
 def load_check_policies(path: Path = DEFAULT_CHECKS_FILE) -> CheckPolicies:
     """
-    Read the checks file (``checks: {<check>: {policy: fail|warn|off, ...}}``); absent checks keep defaults.
+    Read the checks file (``checks: {<check>: {policy: fail|warn|repair|off, ...}}``, and per-instrument
+    ``overrides: [{instruments: [<glob>], checks: {<check>: {...}}}]``); absent checks keep defaults.
 
     Raises
     ------
@@ -186,7 +252,14 @@ def load_check_policies(path: Path = DEFAULT_CHECKS_FILE) -> CheckPolicies:
         Naming the file and the field on a missing file, bad YAML, unknown check or bad value.
 
     """
-    return load_struct(Path(path), _ChecksFile, DataCheckConfigError, "data checks").checks
+    document = load_struct(Path(path), _ChecksFile, DataCheckConfigError, "data checks")
+    combined = msgspec.to_builtins(document.checks)
+    combined["overrides"] = combined.get("overrides", []) + msgspec.to_builtins(document.overrides)
+    # Validated with the file's overrides in: a bad check name or repair there is reported like one in `checks`.
+    try:
+        return msgspec.convert(combined, CheckPolicies)
+    except msgspec.ValidationError as error:
+        raise DataCheckConfigError(f"{path}: {error}") from error
 
 
 def check_catalog(catalog: Path, policies: CheckPolicies, instrument_ids: Sequence[str] | None = None) -> CheckReport:
@@ -218,8 +291,9 @@ def check_catalog(catalog: Path, policies: CheckPolicies, instrument_ids: Sequen
         frame = _read_folder(files)
         checked.append((instrument_id, data_type, frame.height))
         paths = [item.path for item in files]
+        instrument_policies = policies.for_instrument(instrument_id)
         for check_name, check in _CHECKS_BY_TYPE[data_type]:
-            settings = getattr(policies, check_name)
+            settings = getattr(instrument_policies, check_name)
             if settings.policy == OFF:
                 continue
             for row_frame, field, problems in check(frame, settings):
@@ -281,8 +355,9 @@ def check_table(
     drop = pl.Series([False] * frame.height)
     restore_order = False
     indexed = frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW))
+    instrument_policies = policies.for_instrument(instrument_id)
     for check_name, check in _CHECKS_BY_TYPE.get(data_type, []):
-        settings = getattr(policies, check_name)
+        settings = getattr(instrument_policies, check_name)
         if settings.policy == OFF:
             continue
         for row_frame, field, problems in check(indexed, settings):

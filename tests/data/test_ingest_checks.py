@@ -117,3 +117,32 @@ def test_repair_is_refused_for_checks_without_a_safe_repair(tmp_path: Path) -> N
 
     assert str(checks_file) in str(raised.value)
     assert "trade_id_gaps" in str(raised.value)
+
+
+def test_override_changes_a_policy_for_matching_instruments_only(ethusdt: tuple, tmp_path: Path) -> None:
+    instrument, trades, _, recording = ethusdt
+    table = _with_duplicate(trades.head(500), 42)
+    checks_file = tmp_path / "checks.yaml"
+    checks_file.write_text(
+        "checks:\n  trade_id_duplicates: {policy: fail}\n  trade_id_gaps: {policy: off}\n"
+        "overrides:\n  - instruments: ['ETH*.BINANCE']\n    checks: {trade_id_duplicates: {policy: warn}}\n"
+        "  - instruments: ['*.OKX']\n    checks: {trade_id_duplicates: {policy: off}}\n"
+    )
+    policies = load_check_policies(checks_file)
+
+    report = commit_tables(tmp_path / "catalog", [instrument], [SourceTable(TRADE_TICK, instrument.id.value, instrument, table, recording)], checks=policies)
+
+    assert [(finding.check, finding.policy) for finding in report.findings] == [("trade_id_duplicates", "warn")]
+    assert policies.for_instrument("BTCUSDT.BINANCE").policy("trade_id_duplicates") == "fail"
+    assert policies.for_instrument("BTC-USDT.OKX").policy("trade_id_duplicates") == "off"
+
+
+def test_override_of_an_unknown_check_is_refused_naming_the_file(tmp_path: Path) -> None:
+    checks_file = tmp_path / "checks.yaml"
+    checks_file.write_text("overrides:\n  - instruments: ['*.OKX']\n    checks: {seq_resets: {policy: warn}}\n")
+
+    with pytest.raises(DataCheckConfigError) as raised:
+        load_check_policies(checks_file)
+
+    assert str(checks_file) in str(raised.value)
+    assert "seq_resets" in str(raised.value)
