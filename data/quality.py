@@ -352,7 +352,7 @@ def check_table(
 
     """
     findings: list[Finding] = []
-    drop = pl.Series([False] * frame.height)
+    drop = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     restore_order = False
     indexed = frame.with_columns(pl.lit(0, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW))
     instrument_policies = policies.for_instrument(instrument_id)
@@ -518,7 +518,7 @@ def _crossed_rows(frame: pl.DataFrame, settings: _Check) -> pl.Series:
 
 def _zero_volume_rows(frame: pl.DataFrame, settings: _ZeroVolumeCheck) -> pl.Series:
     sizes = ["size"] if "size" in frame.columns else ["bid_size", "ask_size"]
-    drop = pl.Series([False] * frame.height)
+    drop = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
     for size in sizes:
         is_zero = pl.col(size) == 0
         run_length = pl.len().over(is_zero.rle_id())
