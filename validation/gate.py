@@ -166,7 +166,7 @@ def run_gate(
     staging.mkdir(parents=True)
 
     mismatch = _variant_mismatch(variant, session["variant"])
-    venue = _backtest_venue(variant, session_dir, thresholds)
+    venue, latency_source = _backtest_venue(variant, session_dir, thresholds)
     backtest = run_backtest(
         variant,
         session_dir / "catalog",
@@ -201,7 +201,7 @@ def run_gate(
         matching=matching,
         report_dir=report_dir,
         backtest_latency_ms=venue.latency.base_ms + venue.latency.insert_ms,
-        latency_source="measured" if venue.latency != venue_model_for(variant.venue).latency else "venue_model",
+        latency_source=latency_source,
     )
     _write_report(staging, report, session_dir, Path(variant_path), thresholds)
     shutil.rmtree(report_dir, ignore_errors=True)
@@ -209,20 +209,20 @@ def run_gate(
     return report
 
 
-def _backtest_venue(variant: Variant, session_dir: Path, thresholds: GateThresholds) -> VenueModel:
-    """Return the venue model of the variant, with the session's measured round trip as latency when asked."""
+def _backtest_venue(variant: Variant, session_dir: Path, thresholds: GateThresholds) -> tuple[VenueModel, str]:
+    """Return the venue model of the variant, with the session's measured round trip as latency when asked, and which latency it has."""
     venue = venue_model_for(variant.venue)
     orders_path = session_dir / ORDERS_PARQUET
     if thresholds.backtest_latency != "measured" or not orders_path.is_file():
-        return venue
+        return venue, "venue_model"
     round_trip = median_round_trip_ms(pl.read_parquet(orders_path))
     if round_trip is None:
-        return venue
+        return venue, "venue_model"
     # nautilus' backtest hands the venue's answer back to the strategy at once, live it takes the return leg:
     # the whole round trip on the way in makes the strategy learn of its fills when it did live (its next
     # decision waits on that), at the cost of matching against the book half a round trip late.
     latency = msgspec.structs.replace(venue.latency, base_ms=round_trip, insert_ms=0.0)
-    return msgspec.structs.replace(venue, latency=latency)
+    return msgspec.structs.replace(venue, latency=latency), "measured"
 
 
 def _load_session(session_dir: Path) -> dict[str, Any]:
