@@ -14,10 +14,8 @@ recording's own ingest (the ``sample_catalog`` fixture). The conversions:
   exchange time).
 """
 
-import gzip
 import hashlib
 import io
-import json
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +35,7 @@ from keel.data.ingest import sample_recordings
 from keel.data.instruments import binance_spot_instruments
 from keel.data.instruments import binance_usdm_instruments
 from keel.settings import SAMPLE_DIR
+from recorded_messages import trade_and_quote_messages
 
 DUMPS = SAMPLE_DIR / "binance_dumps"
 FUTURES_KLINES = DUMPS / "BTCUSDT-1m-2022-09-05.zip"
@@ -58,17 +57,7 @@ def perpetuals() -> dict[str, Instrument]:
 @pytest.fixture(scope="module")
 def recorded() -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
     """(local ns, data) of every trade and bookTicker message of the BTCUSDT recording, in file order."""
-    trades, quotes = [], []
-    with gzip.open(BTC_RECORDING, "rt") as lines:
-        for line in lines:
-            ts, payload = line.split(" ", 1)
-            message = json.loads(payload)
-            stream = message.get("stream", "")
-            if stream.endswith("@trade"):
-                trades.append((int(ts), message["data"]))
-            elif stream.endswith("@bookTicker"):
-                quotes.append((int(ts), message["data"]))
-    return trades, quotes
+    return trade_and_quote_messages(BTC_RECORDING)
 
 
 def trades_dump_lines(recorded_trades: list[tuple[int, dict]], unit: str) -> list[str]:

@@ -1,7 +1,5 @@
 """The sample catalog holds exactly what the recordings hold, read back through nautilus' own catalog."""
 
-import gzip
-import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,26 +8,12 @@ from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.data.ingest import sample_recordings
-
-
-def _source_messages(path: Path) -> tuple[list[tuple[int, dict]], list[tuple[int, dict]]]:
-    """Parse a recording the simplest way: (local ts, data) of its trades and bookTickers."""
-    trades, quotes = [], []
-    with gzip.open(path, "rt") as lines:
-        for line in lines:
-            ts, payload = line.split(" ", 1)
-            message = json.loads(payload)
-            stream = message.get("stream", "")
-            if stream.endswith("@trade"):
-                trades.append((int(ts), message["data"]))
-            elif stream.endswith("@bookTicker"):
-                quotes.append((int(ts), message["data"]))
-    return trades, quotes
+from recorded_messages import trade_and_quote_messages
 
 
 @pytest.mark.parametrize("recording", sample_recordings(), ids=lambda path: path.name)
 def test_trades_round_trip(sample_catalog: Path, recording: Path) -> None:
-    source, _ = _source_messages(recording)
+    source, _ = trade_and_quote_messages(recording)
     instrument_id = f"{source[0][1]['s']}.BINANCE"
 
     ticks = ParquetDataCatalog(str(sample_catalog)).trade_ticks(instrument_ids=[instrument_id])
@@ -48,7 +32,7 @@ def test_trades_round_trip(sample_catalog: Path, recording: Path) -> None:
 
 @pytest.mark.parametrize("recording", sample_recordings(), ids=lambda path: path.name)
 def test_quotes_round_trip(sample_catalog: Path, recording: Path) -> None:
-    _, source = _source_messages(recording)
+    _, source = trade_and_quote_messages(recording)
     instrument_id = f"{source[0][1]['s']}.BINANCE"
 
     quotes = ParquetDataCatalog(str(sample_catalog)).quote_ticks(instrument_ids=[instrument_id])
