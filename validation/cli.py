@@ -21,8 +21,8 @@ def gate(
     """
     Gate a variant: backtest it over a recorded live session and compare with the live fills.
 
-    Orders are matched by side and time; price deviation (bps), time lag and each P&L component (gross,
-    fees, net) are compared with the thresholds. Prints a verdict table and writes gate_report.md/json.
+    The backtest runs with the session's measured median order round trip as latency. Orders are matched by side and time; price deviation (bps), time lag and each P&L component (gross, fees, net) are compared with the thresholds. Prints a verdict table and writes gate_report.md/json.
+
     Exit code 0: promote. 1: reject (reasons printed). 2: bad input.
     """
     from keel.backtests.runner import BacktestInputError
