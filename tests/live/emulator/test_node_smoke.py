@@ -109,7 +109,7 @@ class VenueProbe(Strategy):
 
 
 def run_node_against(emulator_config: EmulatorConfig, probe: VenueProbe) -> list[str]:
-    """Run a TradingNode on the emulator until the probe's market order closes (or the deadline); return request paths."""
+    """Run a TradingNode on the emulator until every stream delivered and the market order closed (or the deadline); return request paths."""
     with EmulatorThread(emulator_config) as emulator:
         provider = BinanceInstrumentProviderConfig(load_ids=frozenset({BTCUSDT}))
         common = {
@@ -141,7 +141,9 @@ def run_node_against(emulator_config: EmulatorConfig, probe: VenueProbe) -> list
         started = time.monotonic()
 
         def stop_when_done() -> None:
-            done = probe.market_order is not None and probe.market_order.is_closed
+            # Every stream must have delivered too: the order round trip can finish before the first trade is replayed.
+            streamed = bool(probe.quotes and probe.trades) and probe.book_updates > 0
+            done = streamed and probe.market_order is not None and probe.market_order.is_closed
             if done or time.monotonic() - started > _DEADLINE_S:
                 node.stop()
             else:
