@@ -19,7 +19,9 @@ with a Parquet file in a ``ParquetDataCatalog``:
 derive ``ts_init`` from ``ts_event`` by a constant offset; the read-back check then requires both catalogs to
 return equal ``TradeTick`` lists from ``ParquetDataCatalog.trade_ticks``.
 
-The targets come from issue 3: Keel's route at least 10x the wrangler route, and at least 2M rows/s.
+The targets come from issue 3 (at least 10x the wrangler route, and at least 2M rows/s) and are judged on
+Keel's route with the data checks, because every ``keel data ingest`` runs them; the unchecked route is
+reported beside it to show what the checks cost.
 """
 
 import argparse
@@ -96,7 +98,8 @@ class BenchResult:
     wrangler : RouteTiming
         nautilus's ``TradeTickDataWrangler`` + ``write_data`` route.
     checked : RouteTiming
-        Keel's route with the data checks of every ingest (no target: what the checks cost).
+        Keel's route with the data checks every ingest runs: what ``keel data ingest`` does, so the targets
+        are judged on it.
     identical : bool
         True if both catalogs return equal ``TradeTick`` lists.
     read_back_rows : int
@@ -112,18 +115,18 @@ class BenchResult:
 
     @property
     def ratio(self) -> float:
-        """Return Keel's throughput over the wrangler's."""
-        return self.keel.rows_per_second / self.wrangler.rows_per_second
+        """Return the throughput of Keel's checked route over the wrangler's."""
+        return self.checked.rows_per_second / self.wrangler.rows_per_second
 
     @property
     def ratio_target_met(self) -> bool:
-        """Return True if Keel's route is at least ``TARGET_RATIO`` times the wrangler's."""
+        """Return True if Keel's checked route is at least ``TARGET_RATIO`` times the wrangler's."""
         return self.ratio >= TARGET_RATIO
 
     @property
     def throughput_target_met(self) -> bool:
-        """Return True if Keel's route writes at least ``TARGET_ROWS_PER_SECOND``."""
-        return self.keel.rows_per_second >= TARGET_ROWS_PER_SECOND
+        """Return True if Keel's checked route writes at least ``TARGET_ROWS_PER_SECOND``."""
+        return self.checked.rows_per_second >= TARGET_ROWS_PER_SECOND
 
 
 def sample_trades(recording: Path = SAMPLE_RECORDING, symbol: str = SYMBOL) -> tuple[pl.DataFrame, Instrument]:
@@ -311,14 +314,14 @@ def report(result: BenchResult) -> str:
     lines = [f"trade-tick ingest, {result.keel.rows:,} rows (sample BTCUSDT trades repeated), best of the runs:"]
     for timing in (result.keel, result.wrangler, result.checked):
         lines.append(f"  {timing.name:<11} {timing.seconds:8.3f} s  {timing.rows_per_second:>14,.0f} rows/s")
-    lines.append(f"  ratio       {result.ratio:8.1f}x (keel / wrangler)")
+    lines.append(f"  ratio       {result.ratio:8.1f}x (keel+checks / wrangler)")
     lines.append(
         f"  read-back: {result.read_back_rows:,} ticks per catalog (all three), "
         + ("identical" if result.identical else "DIFFERENT")
     )
-    lines.append(f"  target >= {TARGET_RATIO:.0f}x the wrangler route: {'PASS' if result.ratio_target_met else 'FAIL'}")
+    lines.append(f"  target keel+checks >= {TARGET_RATIO:.0f}x the wrangler route: {'PASS' if result.ratio_target_met else 'FAIL'}")
     lines.append(
-        f"  target >= {TARGET_ROWS_PER_SECOND:,.0f} rows/s: {'PASS' if result.throughput_target_met else 'FAIL'}"
+        f"  target keel+checks >= {TARGET_ROWS_PER_SECOND:,.0f} rows/s: {'PASS' if result.throughput_target_met else 'FAIL'}"
     )
     return "\n".join(lines)
 

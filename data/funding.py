@@ -209,7 +209,7 @@ def ingest_funding_rates(
             tables.append(read_on_version_in_force(instrument, lambda version, path=path: read_freqtrade_funding(path, version, interval_minutes)))
         elif suffix == ".json":
             minutes = interval_minutes or BINANCE_FUNDING_INTERVAL_MINUTES
-            tables.append(read_on_version_in_force(instrument, lambda version, path=path: read_binance_funding_json(path, version, minutes)))
+            tables.append(read_on_version_in_force(instrument, lambda version, path=path, minutes=minutes: read_binance_funding_json(path, version, minutes)))
         else:
             raise DataInputError(path, f"unknown extension {suffix!r}: expected .feather (freqtrade) or .json (Binance fundingRate)")
     return commit_tables(catalog, list({table.instrument.id.value: table.instrument for table in tables}.values()), tables, checks=checks)

@@ -4,6 +4,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +17,9 @@ from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.quality import DataCheckConfigError
 from keel.data.quality import Finding
+from keel.data.inventory import decode_column
 from keel.data.quality import check_catalog
+from keel.data.quality import check_table
 from keel.data.quality import load_check_policies
 
 BTCUSDT = "BTCUSDT.BINANCE"
@@ -157,6 +161,40 @@ def test_price_outlier_is_a_warning_at_its_row(catalog_copy: Path) -> None:
 
     assert [(item.check, item.policy, item.row, item.field) for item in report.findings] == [("price_outliers", "warn", 400, "price")]
     assert not report.failed
+
+
+def _reference_outliers(prices: np.ndarray, window: int, deviations: float, min_deviation_bps: float) -> list[int]:
+    """The outlier rule computed the plain way: every row's full window, mirrored at the ends, with numpy's median."""
+
+    def rolling_median(values: np.ndarray) -> np.ndarray:
+        padded = np.pad(values, window // 2, mode="reflect")
+        return np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+
+    median = rolling_median(prices)
+    distance = np.abs(prices - median)
+    deviation = np.maximum(rolling_median(distance) * 1.4826, median * min_deviation_bps / 10_000)
+    return np.flatnonzero(distance > deviations * deviation).tolist()
+
+
+def test_price_outliers_match_the_plain_rolling_rule(sample_catalog: Path) -> None:
+    table = pq.read_table(_data_file(sample_catalog, TRADE_TICK))
+    frame = pl.DataFrame({name: decode_column(table.column(name)) for name in table.column_names})
+    prices = frame["price"].cast(pl.Float64).to_numpy().copy()
+    # Spikes at both ends, side by side and alone, and a stretch that swings 2% every trade, where every row
+    # is near the threshold and the robust deviation has to be computed over long runs.
+    for row, factor in ((0, 1.05), (3, 0.95), (400, 1.1), (401, 1.1), (5000, 0.9), (frame.height - 1, 1.05)):
+        prices[row] *= factor
+    prices[2000:2600] *= np.where(np.arange(600) % 2 == 0, 1.02, 0.98)
+    frame = frame.with_columns(pl.Series("price", prices).cast(pl.Decimal(38, 16)))
+    policies = load_check_policies()
+    settings = policies.price_outliers
+
+    findings = check_table(TRADE_TICK, frame, policies, BTCUSDT, Path("trades.parquet")).findings
+
+    flagged = [item.row for item in findings if item.check == "price_outliers"]
+    expected = _reference_outliers(frame["price"].cast(pl.Float64).to_numpy(), settings.window, settings.deviations, settings.min_deviation_bps)
+    assert flagged == expected
+    assert {0, 3, 400, 401, 5000, frame.height - 1} <= set(flagged)
 
 
 def test_zero_volume_run_is_reported_once_at_its_start(catalog_copy: Path) -> None:
