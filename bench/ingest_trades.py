@@ -24,8 +24,6 @@ Keel's route with the data checks, because every ``keel data ingest`` runs them;
 reported beside it to show what the checks cost.
 """
 
-import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -340,26 +338,3 @@ def result_dict(result: BenchResult) -> dict[str, object]:
         "ratio_target": {"target": TARGET_RATIO, "passed": result.ratio_target_met},
         "throughput_target": {"target": TARGET_ROWS_PER_SECOND, "passed": result.throughput_target_met},
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """
-    Run the benchmark and print its report.
-
-    Exit code 1 if the catalogs differ, or (with ``--strict``) if a target is missed; else 0.
-    """
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Trade-tick ingest throughput: Keel vs nautilus wrangler.")
-    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"input rows (default {DEFAULT_ROWS:,})")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per route; the fastest counts (default 3)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a throughput target is missed")
-    parser.add_argument("--json", type=Path, help="also write the result as JSON to this file")
-    arguments = parser.parse_args(argv)
-    result = run(arguments.rows, arguments.repeats)
-    print(report(result))
-    if arguments.json is not None:
-        arguments.json.write_text(json.dumps(result_dict(result), indent=2) + "\n")
-    if not result.identical:
-        return 1
-    if arguments.strict and not (result.ratio_target_met and result.throughput_target_met):
-        return 1
-    return 0

@@ -17,6 +17,7 @@ recording's own ingest (the ``sample_catalog`` fixture). The conversions:
 import hashlib
 import io
 import zipfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -265,6 +266,33 @@ def test_missing_column_on_a_line(recorded: tuple, catalog: Path, spot: dict[str
     dump = write_dump(tmp_path, "BTCUSDT-trades-2024-08-08", lines)
 
     assert_refused("trades", dump, catalog, spot, 42, r"5 fields in .*: expected 6 fields \(id, price, qty, quote_qty, time, is_buyer_maker\)")
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        (lambda lines: lines.insert(10, ""), 11, r"an empty line: expected 6 fields"),
+        (lambda lines: lines.__setitem__(99, lines[99] + ",extra"), 100, r"8 fields in .*: expected 6 fields"),
+        (lambda lines: lines.__setitem__(0, ",".join(lines[0].split(",")[:4])), 1, r"4 fields in .*: expected 6 fields"),
+        (lambda lines: lines.__setitem__(5, lines[5].rsplit(",", 1)[0]), 6, r"6 fields: expected 7 like the first line"),
+    ],
+    ids=["blank-line", "extra-field", "short-first-line", "optional-column-dropped"],
+)
+def test_line_of_another_shape_is_named(
+    change: Callable[[list[str]], None], line: int, message: str, recorded: tuple, catalog: Path, spot: dict[str, Instrument], tmp_path: Path,
+) -> None:
+    lines = trades_dump_lines(recorded[0], "ms")
+    change(lines)
+    dump = write_dump(tmp_path, "BTCUSDT-trades-2024-08-08", lines)
+
+    assert_refused("trades", dump, catalog, spot, line, message)
+
+
+def test_header_without_data_lines_is_refused(perpetuals: dict[str, Instrument], catalog: Path, tmp_path: Path) -> None:
+    header = zip_lines(FUTURES_KLINES)[0]
+    dump = write_dump(tmp_path, "BTCUSDT-1m-2022-09-05", [], header=header)
+
+    assert_refused("klines", dump, catalog, perpetuals, None, r"no data lines after the header")
 
 
 def test_missing_column_in_header(perpetuals: dict[str, Instrument], catalog: Path, tmp_path: Path) -> None:
