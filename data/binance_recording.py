@@ -55,9 +55,7 @@ from keel.data.catalog_layout import AGGRESSOR_BUYER
 from keel.data.catalog_layout import AGGRESSOR_SELLER
 from keel.data.catalog_layout import F_LAST
 from keel.data.catalog_layout import F_SNAPSHOT
-from keel.data.catalog_layout import SIDE_BUY
 from keel.data.catalog_layout import SIDE_NONE
-from keel.data.catalog_layout import SIDE_SELL
 from keel.data.errors import DataInputError
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
@@ -632,13 +630,11 @@ def _snapshot_symbol(path: Path, events: list[_DepthEvent], columns: dict[str, _
 def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:
     snapshot = event.snapshot
     sequence = snapshot.lastUpdateId
-    levels = [(SIDE_BUY, level) for level in snapshot.bids] + [(SIDE_SELL, level) for level in snapshot.asks]
+    has_levels = bool(snapshot.bids or snapshot.asks)
     event_ms = snapshot.event_ms()
     ts_event = event.ts_init if event_ms is None else event_ms * _MS
-    cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if levels else F_LAST), sequence, ts_event, event.ts_init, event.line)
-    for index, (side, (price, size)) in enumerate(levels):
-        flags = F_SNAPSHOT | (F_LAST if index == len(levels) - 1 else 0)
-        cols.deltas.append(ACTION_ADD, side, price, size, flags, sequence, ts_event, event.ts_init, event.line)
+    cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if has_levels else F_LAST), sequence, ts_event, event.ts_init, event.line)
+    cols.deltas.extend_levels(ACTION_ADD, snapshot.bids, snapshot.asks, F_SNAPSHOT, sequence, ts_event, event.ts_init, event.line)
 
 
 def _apply_diff(
@@ -667,10 +663,6 @@ def _apply_diff(
         if problem is not None:
             raise DataInputError(path, f"{symbol} depth sequence break: diff U={update.U} u={update.u}, {problem}", event.line)
     last_update_id[symbol] = update.u
-    levels = [(SIDE_BUY, level) for level in update.b] + [(SIDE_SELL, level) for level in update.a]
-    ts_event = update.event_ms() * _MS
-    for index, (side, (price, size)) in enumerate(levels):
-        flags = F_LAST if index == len(levels) - 1 else 0
-        # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
-        cols.deltas.append(ACTION_UPDATE, side, price, size, flags, update.u, ts_event, ts_init, event.line)
+    # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
+    cols.deltas.extend_levels(ACTION_UPDATE, update.b, update.a, 0, update.u, update.event_ms() * _MS, ts_init, event.line)
 
