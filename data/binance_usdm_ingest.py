@@ -11,7 +11,6 @@ version no data uses would only mislead it.
 from collections.abc import Sequence
 from pathlib import Path
 
-import msgspec
 from nautilus_trader.core.datetime import unix_nanos_to_iso8601
 from nautilus_trader.model.instruments import Instrument
 
@@ -28,10 +27,7 @@ from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
 from keel.data.instrument_history import binance_usdm_instrument_versions
 from keel.data.instrument_history import instrument_as_of
-from keel.data.quality import FAIL
-from keel.data.quality import WARN
 from keel.data.quality import CheckPolicies
-from keel.data.quality import load_check_policies
 from keel.settings import SAMPLE_DIR
 
 SAMPLE_BINANCE_USDM_DIR = SAMPLE_DIR / "binance_usdm"
@@ -67,8 +63,8 @@ def ingest_binance_usdm(
         instrument versions over time.
     checks : CheckPolicies, optional
         Data-check policies passed to :func:`keel.data.ingest.commit_tables`; default:
-        ``configs/data_checks.yaml``. When trades were left out by execution type, a ``fail`` policy of
-        ``trade_id_gaps`` becomes ``warn`` (see :func:`_policies_for`).
+        ``configs/data_checks.yaml``, whose override for ``*-PERP.BINANCE`` reports the id holes left by
+        the non-MARKET prints left out as ``trade_id_gaps`` warnings, at ingest and in ``keel data check``.
 
     Returns
     -------
@@ -97,18 +93,7 @@ def ingest_binance_usdm(
         for instrument in instruments.values():
             used[(instrument.id.value, instrument.ts_event)] = instrument
         tables.extend(_recording_tables(raw, instruments, rounded))
-    policies = _policies_for(raws, checks or load_check_policies())
-    return commit_tables(catalog, [used[key] for key in sorted(used)], tables, rounded, policies)
-
-
-def _policies_for(raws: list[RawRecording], policies: CheckPolicies) -> CheckPolicies:
-    """Downgrade ``trade_id_gaps`` from fail to warn when non-MARKET trades were left out on purpose."""
-    if not any(raw.skipped_trades for raw in raws) or policies.policy("trade_id_gaps") != FAIL:
-        return policies
-    # read_recording already proved the ids of *all* prints contiguous, so the only gaps left are the
-    # skipped prints; they are still reported, as warn findings.
-    relaxed = msgspec.structs.replace(policies.trade_id_gaps, policy=WARN)
-    return msgspec.structs.replace(policies, trade_id_gaps=relaxed)
+    return commit_tables(catalog, [used[key] for key in sorted(used)], tables, rounded, checks)
 
 
 def _version_in_force(raw: RawRecording, symbol: str, versions: list[Instrument]) -> Instrument:

@@ -20,6 +20,8 @@ from keel.data.binance_recording import read_recording
 from keel.data.binance_usdm_ingest import ingest_binance_usdm
 from keel.data.binance_usdm_ingest import sample_usdm_recordings
 from keel.data.errors import DataInputError
+from keel.data.quality import check_catalog
+from keel.data.quality import load_check_policies
 
 SAMPLE = sample_usdm_recordings()[0]
 INSTRUMENT_ID = "BTCUSDT-PERP.BINANCE"
@@ -207,6 +209,23 @@ def test_non_market_trades_are_left_out_and_counted(lines: list[bytes], tmp_path
     assert skipped_id not in {int(tick.trade_id.value) for tick in ticks}
     # The hole the skipped print leaves is reported, not refused: the parser proved every print's id contiguous.
     assert [(finding.check, finding.policy) for finding in report.findings] == [("trade_id_gaps", "warn")]
+    # The catalog check reads the same policy file, so it agrees with the ingest.
+    catalog_check = check_catalog(report.catalog, load_check_policies())
+    assert [(finding.check, finding.policy, finding.row) for finding in catalog_check.findings] == [
+        (finding.check, finding.policy, finding.row) for finding in report.findings
+    ]
+    assert not catalog_check.failed
+
+
+def test_non_market_trades_are_refused_under_a_checks_file_without_the_perpetual_override(lines: list[bytes], tmp_path: Path) -> None:
+    index = _index_of(lines, b"@trade", after=500)
+    recording = _write(tmp_path / "adl.gz", [*lines[:index], lines[index].replace(b'"X":"MARKET"', b'"X":"ADL"'), *lines[index + 1 :]])
+    strict = tmp_path / "strict_checks.yaml"
+    strict.write_text("checks:\n  trade_id_gaps: {policy: fail}\n")
+
+    with pytest.raises(DataInputError, match="trade_id_gaps"):
+        ingest_binance_usdm([recording], tmp_path / "catalog", checks=load_check_policies(strict))
+    assert not (tmp_path / "catalog" / "data").exists()
 
 
 def test_truncated_gzip_is_refused(tmp_path: Path) -> None:
