@@ -461,11 +461,12 @@ def ingest_ohlcv_bars(
     catalog = Path(catalog).resolve()
     if not paths:
         raise DataInputError(catalog, "no file given: expected at least one OHLCV file")
-    tables = [
+    # A generator: commit_tables writes each file's bars (and stores its instrument version) before the next is read.
+    tables = (
         read_on_version_in_force(instrument, lambda version, path=Path(path): read_ohlcv_file(path, version, interval, market, allow_gaps=allow_gaps))
         for path in paths
-    ]
-    return commit_tables(catalog, list({table.instrument.id.value: table.instrument for table in tables}.values()), tables, checks=checks)
+    )
+    return commit_tables(catalog, [], tables, checks=checks)
 
 
 def _read_feather(path: Path, instrument: Instrument) -> pl.DataFrame:

@@ -25,10 +25,15 @@ a :class:`DataInputError` naming the file, line and field.
 import io
 import re
 import zipfile
+import zlib
+from contextlib import contextmanager
+from collections.abc import Generator
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 from nautilus_trader.model.instruments import Instrument
@@ -47,7 +52,7 @@ from keel.data.ingest import IngestReport
 from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
 from keel.data.instrument_history import InstrumentVersions
-from keel.data.instrument_history import read_on_version_in_force
+from keel.data.instrument_history import read_chunks_on_version_in_force
 from keel.data.quality import CheckPolicies
 
 TRADES = "trades"
@@ -69,6 +74,9 @@ _OPTIONAL_LAST = {TRADES: "is_best_match", AGG_TRADES: "is_best_match"}
 # Any epoch timestamp at or above 10^14 is microseconds: 10^14 ms is the year 5138, 10^14 µs is 1973.
 _MICROS_THRESHOLD = 10**14
 _BOOLEAN_SPELLINGS = ["True", "False", "true", "false"]
+# 256 MB of CSV is ~3.5M trades: a few GB of memory while it is parsed, one catalog file when written.
+DUMP_CHUNK_BYTES = 256 * 1024 * 1024
+_DATA_TYPES = {TRADES: TRADE_TICK, AGG_TRADES: TRADE_TICK, BOOK_TICKER: QUOTE_TICK, KLINES: BAR}
 _NANOS_PER = {"ms": 1_000_000, "us": 1_000}
 # <SYMBOL>-<trades|aggTrades|bookTicker|interval>-<YYYY-MM[-DD]>.<csv|zip>, e.g. BTCUSDT-1m-2022-09-05.zip.
 _FILE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker|\d+[a-zA-Z]+)-(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?:csv|zip)$")
@@ -122,9 +130,18 @@ def parse_dump_file_name(path: Path) -> DumpFileName | None:
     return DumpFileName(symbol=match["symbol"], kind=KLINES, interval=kind, period=match["period"])
 
 
-def read_binance_dump(kind: str, path: Path, instrument: Instrument, interval: str | None = None) -> SourceTable:
+def read_binance_dump(
+    kind: str, path: Path, instrument: Instrument, interval: str | None = None, chunk_bytes: int = DUMP_CHUNK_BYTES
+) -> Generator[SourceTable, None, None]:
     """
-    Read one dump file into a checked catalog table.
+    Read one dump file into checked catalog tables, one per chunk of about ``chunk_bytes`` of the file.
+
+    A monthly trades dump runs to gigabytes; reading it in chunks bounds memory to one chunk, and
+    :func:`keel.data.ingest.commit_tables` writes each table before the next chunk is read. Every check that
+    compares a line with the one before (ids contiguous, times not backwards, consecutive klines, one
+    timestamp unit, one field count) also spans chunk boundaries: each chunk is read together with the last
+    line of the chunk before, which is checked again and then dropped. Rows at one instant (``ts_init``)
+    stay in one table, as catalog files must not share an instant.
 
     Parameters
     ----------
@@ -136,10 +153,13 @@ def read_binance_dump(kind: str, path: Path, instrument: Instrument, interval: s
         Gives the grid (price and size precision) and the catalog identifier.
     interval : str, optional
         For klines: the interval (``1m``...); taken from the file name when None.
+    chunk_bytes : int, default DUMP_CHUNK_BYTES
+        How much of the file one table covers (cut at a line end).
 
-    Returns
-    -------
+    Yields
+    ------
     SourceTable
+        At least one; each becomes one catalog file.
 
     Raises
     ------
@@ -154,14 +174,42 @@ def read_binance_dump(kind: str, path: Path, instrument: Instrument, interval: s
     if name is not None and name.kind != kind:
         raise DataInputError(path, f"file name says {name.kind}, but kind {kind!r} was asked for: expected a {kind} file")
     bar_interval = _kline_interval(path, name, interval) if kind == KLINES else None
-    columns = _split_columns(path, _read_content(path), kind)
+    identifier = bar_interval.bar_type(instrument) if kind == KLINES else instrument.id.value
+    carried: bytes | None = None  # the previous chunk's last line, read again with the next chunk
+    carried_line = 0
+    held = None  # the previous chunk's rows at its last ts_init, which the next chunk may continue
+    chunks = _content_chunks(path, chunk_bytes)
+    chunk = next(chunks)
+    while chunk is not None:
+        following = next(chunks, None)
+        content = chunk if carried is None else carried + b"\n" + chunk
+        columns = _split_columns(path, content, kind)
+        if carried is not None:
+            columns = columns.with_columns(pl.col("row") + (carried_line - 1))
+        frame = _frame(kind, path, columns, instrument, bar_interval)
+        if carried is not None:
+            frame = pl.concat([held, frame.slice(1)])
+        if following is None:
+            yield SourceTable(_DATA_TYPES[kind], identifier, instrument, frame, path)
+            return
+        # Catalog files must not share an instant, so rows at the chunk's last ts_init go with the next chunk.
+        cut = frame["ts_init"].search_sorted(frame["ts_init"][-1], side="left")
+        if cut > 0:
+            yield SourceTable(_DATA_TYPES[kind], identifier, instrument, frame.slice(0, cut), path)
+        held = frame.slice(cut)
+        carried = content.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+        carried_line = int(columns["row"][-1])
+        chunk = following
+
+
+def _frame(kind: str, path: Path, columns: pl.DataFrame, instrument: Instrument, bar_interval: BarInterval | None) -> pl.DataFrame:
     if kind == TRADES:
-        return SourceTable(TRADE_TICK, instrument.id.value, instrument, _trades(path, columns, instrument), path)
+        return _trades(path, columns, instrument)
     if kind == AGG_TRADES:
-        return SourceTable(TRADE_TICK, instrument.id.value, instrument, _agg_trades(path, columns, instrument), path)
+        return _agg_trades(path, columns, instrument)
     if kind == BOOK_TICKER:
-        return SourceTable(QUOTE_TICK, instrument.id.value, instrument, _book_ticker(path, columns, instrument), path)
-    return SourceTable(BAR, bar_interval.bar_type(instrument), instrument, _klines(path, columns, instrument, bar_interval), path)
+        return _book_ticker(path, columns, instrument)
+    return _klines(path, columns, instrument, bar_interval)
 
 
 def ingest_binance_dump(
@@ -172,6 +220,7 @@ def ingest_binance_dump(
     interval: str | None = None,
     symbol: str | None = None,
     checks: CheckPolicies | None = None,
+    chunk_bytes: int = DUMP_CHUNK_BYTES,
 ) -> IngestReport:
     """
     Ingest data.binance.vision dump files of one kind, all or nothing.
@@ -193,6 +242,9 @@ def ingest_binance_dump(
         The Binance symbol of every file, when the file names do not carry it.
     checks : CheckPolicies, optional
         Data-check policies (``keel.data.quality``) applied before writing (default: ``configs/data_checks.yaml``).
+    chunk_bytes : int, default DUMP_CHUNK_BYTES
+        Files are read, checked and written a chunk of about this size at a time (one catalog file each),
+        so memory stays bounded for monthly dumps; see :func:`read_binance_dump`.
 
     Returns
     -------
@@ -208,15 +260,21 @@ def ingest_binance_dump(
     catalog = Path(catalog).resolve()
     if not paths:
         raise DataInputError(catalog, f"no file given: expected at least one Binance {kind} dump file")
-    tables = []
-    for path in map(Path, paths):
+    paths = [Path(path) for path in paths]
+    versions = {}
+    for path in paths:
         file_symbol = _symbol(path, symbol)
-        instrument = instruments.get(file_symbol)
-        if instrument is None:
+        if file_symbol not in instruments:
             raise DataInputError(path, f"no instrument for symbol {file_symbol!r}: expected one of {sorted(instruments)}")
-        tables.append(read_on_version_in_force(instrument, lambda version, path=path: read_binance_dump(kind, path, version, interval)))
-    used = {table.instrument.id: table.instrument for table in tables}
-    return commit_tables(catalog, list(used.values()), tables, checks=checks)
+        versions[path] = instruments[file_symbol]
+    tables = (
+        table
+        for path in paths
+        for table in read_chunks_on_version_in_force(
+            versions[path], lambda version, path=path: read_binance_dump(kind, path, version, interval, chunk_bytes)
+        )
+    )
+    return commit_tables(catalog, [], tables, checks=checks)
 
 
 def _symbol(path: Path, symbol: str | None) -> str:
@@ -238,25 +296,48 @@ def _kline_interval(path: Path, name: DumpFileName | None, interval: str | None)
     return parse_interval(text, path)
 
 
-def _read_content(path: Path) -> bytes:
-    """Return the file's bytes, reading a zip's only CSV member."""
+def _content_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    """Yield the file's bytes (a zip's only CSV member) in pieces of about ``chunk_bytes``, each cut after a line end."""
     try:
-        if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path) as archive:
-                members = [info for info in archive.infolist() if not info.is_dir()]
-                if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
-                    raise DataInputError(path, f"zip holds {[info.filename for info in members]}: expected exactly one .csv")
-                content = archive.read(members[0])
-        else:
-            content = path.read_bytes()
+        with _open_csv(path) as stream:
+            rest = b""
+            first = True
+            while True:
+                block = stream.read(chunk_bytes)
+                if first and (not block or block.isspace()):
+                    # isspace stops at the first other byte, where strip() would copy the whole block.
+                    raise DataInputError(path, "empty file: expected CSV lines")
+                first = False
+                if not block:
+                    break
+                block = rest + block
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    rest = block
+                    continue
+                rest = block[cut + 1 :]
+                yield block[: cut + 1]
+            if rest.strip():
+                yield rest
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Binance dump .csv or .zip") from None
-    except (zipfile.BadZipFile, EOFError) as error:
+    except (zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DataInputError(path, f"unreadable zip ({error}): expected a complete data.binance.vision archive") from None
-    # isspace stops at the first other byte, where strip() would copy the whole file.
-    if not content or content.isspace():
-        raise DataInputError(path, "empty file: expected CSV lines")
-    return content
+
+
+@contextmanager
+def _open_csv(path: Path) -> Iterator[BinaryIO]:
+    """Open a plain CSV, or the only CSV member of a zip, for reading bytes."""
+    if path.suffix.lower() != ".zip":
+        with path.open("rb") as stream:
+            yield stream
+        return
+    with zipfile.ZipFile(path) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+        if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
+            raise DataInputError(path, f"zip holds {[info.filename for info in members]}: expected exactly one .csv")
+        with archive.open(members[0]) as stream:
+            yield stream
 
 
 def _split_columns(path: Path, content: bytes, kind: str) -> pl.DataFrame:

@@ -212,7 +212,7 @@ def ingest_funding_rates(
             tables.append(read_on_version_in_force(instrument, lambda version, path=path, minutes=minutes: read_binance_funding_json(path, version, minutes)))
         else:
             raise DataInputError(path, f"unknown extension {suffix!r}: expected .feather (freqtrade) or .json (Binance fundingRate)")
-    return commit_tables(catalog, list({table.instrument.id.value: table.instrument for table in tables}.values()), tables, checks=checks)
+    return commit_tables(catalog, [], tables, checks=checks)  # each table's instrument version is stored with it
 
 
 def _decimal_text(fixed: pl.Series) -> pl.Series:

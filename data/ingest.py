@@ -11,6 +11,7 @@ catalog is skipped, which makes ingesting the same recording twice a no-op.
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -205,7 +206,7 @@ def ingest_binance_spot(
 def commit_tables(
     catalog: Path,
     instruments: Sequence[Instrument],
-    tables: Sequence[SourceTable],
+    tables: Iterable[SourceTable],
     rounded_quantities: dict[str, int] | None = None,
     checks: CheckPolicies | None = None,
 ) -> IngestReport:
@@ -217,13 +218,16 @@ def commit_tables(
     catalog : Path
         The ``ParquetDataCatalog`` root; created if missing.
     instruments : Sequence[Instrument]
-        Every instrument the tables refer to; each version (``ts_init``) not yet in the catalog is added.
-    tables : Sequence[SourceTable]
-        The data; empty tables are skipped.
+        Instruments to store besides those of the tables (each table's instrument is stored too); each
+        version (id and ``ts_event``) not yet in the catalog is added.
+    tables : Iterable[SourceTable]
+        The data; empty tables are skipped. Consumed one table at a time: each is checked and written to the
+        staging folder before the next is taken, so a generator that parses as it goes holds one table in
+        memory, however many files or chunks the ingest spans.
     rounded_quantities : dict[str, int], optional
         Per instrument id, quantities the source rounded to the size step (reported back as given).
     checks : CheckPolicies, optional
-        Data-check policies (``keel.data.quality``) run on every table before anything is written; default:
+        Data-check policies (``keel.data.quality``) run on every table before it is written; default:
         ``configs/data_checks.yaml``.
 
     Returns
@@ -238,13 +242,28 @@ def commit_tables(
 
     """
     catalog = Path(catalog).resolve()
-    plan, findings = _checked(tables, checks or load_check_policies())
-    existing = catalog_files(catalog)
-    to_write, present = _resolve_against_catalog(plan, existing, catalog)
+    policies = checks or load_check_policies()
+    folders = _folders(catalog_files(catalog))
+    used = {(instrument.id.value, instrument.ts_event): instrument for instrument in instruments}
     catalog.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{catalog.name}.ingest-", dir=catalog.parent))
     try:
-        written, instruments_present = _stage(to_write, instruments, staging, catalog)
+        written: list[IngestedFile] = []
+        present: list[IngestedFile] = []
+        findings: list[Finding] = []
+        for table in tables:
+            used.setdefault((table.instrument.id.value, table.instrument.ts_event), table.instrument)
+            checked, table_findings = _checked(table, policies)
+            findings.extend(table_findings)
+            if checked is None:
+                continue
+            already = _already_present(checked, folders, catalog)
+            if already is not None:
+                present.append(already)
+            else:
+                written.append(_stage_table(checked, staging))
+        instrument_files, instruments_present = _stage_instruments([used[key] for key in sorted(used)], staging, catalog)
+        written += instrument_files
         for item in written:
             target = catalog / item.path
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -256,26 +275,22 @@ def commit_tables(
     return IngestReport(catalog=catalog, files=files, rounded_quantities=dict(rounded_quantities or {}), findings=findings)
 
 
-def _checked(tables: Sequence[SourceTable], checks: CheckPolicies) -> tuple[list[SourceTable], list[Finding]]:
-    """Run the data checks on every non-empty table; raise on the first ``fail`` finding, repair where asked."""
-    plan: list[SourceTable] = []
-    findings: list[Finding] = []
-    for table in tables:
-        if table.frame.is_empty():
-            continue
-        result = check_table(table.data_type, table.frame, checks, table.instrument.id.value, table.source)
-        failures = [finding for finding in result.findings if finding.policy == FAIL]
-        if failures:
-            first = failures[0]
-            raise DataInputError(
-                table.source,
-                f"{len(failures)} finding(s) of checks with policy fail; first: {first.check}: {first.instrument_id} "
-                f"{first.data_type} row {first.row} (0-based, of the parsed {first.data_type} rows) {first.field}: {first.problem}",
-            )
-        findings.extend(result.findings)
-        if not result.frame.is_empty():
-            plan.append(replace(table, frame=result.frame))
-    return plan, findings
+def _checked(table: SourceTable, checks: CheckPolicies) -> tuple[SourceTable | None, list[Finding]]:
+    """Run the data checks on a table; raise on a ``fail`` finding, repair where asked; None when nothing is left."""
+    if table.frame.is_empty():
+        return None, []
+    result = check_table(table.data_type, table.frame, checks, table.instrument.id.value, table.source)
+    failures = [finding for finding in result.findings if finding.policy == FAIL]
+    if failures:
+        first = failures[0]
+        raise DataInputError(
+            table.source,
+            f"{len(failures)} finding(s) of checks with policy fail; first: {first.check}: {first.instrument_id} "
+            f"{first.data_type} row {first.row} (0-based, of the parsed {first.data_type} rows) {first.field}: {first.problem}",
+        )
+    if result.frame.is_empty():
+        return None, result.findings
+    return replace(table, frame=result.frame), result.findings
 
 
 def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[SourceTable]:
@@ -289,47 +304,52 @@ def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rou
     return tables
 
 
-def _resolve_against_catalog(
-    plan: list[SourceTable], existing: list[CatalogFile], catalog: Path
-) -> tuple[list[SourceTable], list[IngestedFile]]:
+def _folders(existing: list[CatalogFile]) -> dict[tuple[str, str], list[CatalogFile]]:
     by_folder: dict[tuple[str, str], list[CatalogFile]] = {}
     for item in existing:
         by_folder.setdefault((item.data_type, item.identifier), []).append(item)
-    to_write: list[SourceTable] = []
-    present: list[IngestedFile] = []
-    for item in plan:
-        target = catalog / item.relative
-        if target.exists():
-            rows = pq.ParquetFile(target).metadata.num_rows
-            present.append(IngestedFile(item.identifier, item.data_type, rows, item.first_ts, item.last_ts, target, ALREADY_PRESENT))
-            continue
-        neighbours = by_folder.setdefault((item.data_type, item.identifier), [])
-        for other in neighbours:
-            if other.overlaps(item.first_ts, item.last_ts):
-                raise DataInputError(
-                    item.source,
-                    f"{item.identifier} {item.data_type} covers {item.relative.name.removesuffix('.parquet')}, which overlaps "
-                    f"{other.path}: expected time ranges disjoint from data already ingested (or from another input file)",
-                )
-        neighbours.append(CatalogFile(item.data_type, item.identifier, item.first_ts, item.last_ts, target))
-        to_write.append(item)
-    return to_write, present
+    return by_folder
 
 
-def _stage(plan: list[SourceTable], instruments: Sequence[Instrument], staging: Path, catalog: Path) -> tuple[list[IngestedFile], list[IngestedFile]]:
-    """Write the planned data files, and each instrument not yet in the catalog, under ``staging``."""
-    staged = []
-    for item in plan:
-        path = staging / item.relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_catalog_file(arrow_table(item.data_type, item.frame, item.instrument, item.identifier), path)
-        staged.append(IngestedFile(item.identifier, item.data_type, item.frame.height, item.first_ts, item.last_ts, item.relative, WRITTEN))
+def _already_present(item: SourceTable, folders: dict[tuple[str, str], list[CatalogFile]], catalog: Path) -> IngestedFile | None:
+    """
+    Return the catalog file ``item`` would become if it is already there (re-ingest), else None.
+
+    When it is not there, its time range must be disjoint from every file of its folder, in the catalog and
+    staged by this ingest; it is then registered in ``folders``.
+    """
+    target = catalog / item.relative
+    if target.exists():
+        rows = pq.ParquetFile(target).metadata.num_rows
+        return IngestedFile(item.identifier, item.data_type, rows, item.first_ts, item.last_ts, target, ALREADY_PRESENT)
+    neighbours = folders.setdefault((item.data_type, item.identifier), [])
+    for other in neighbours:
+        if other.overlaps(item.first_ts, item.last_ts):
+            raise DataInputError(
+                item.source,
+                f"{item.identifier} {item.data_type} covers {item.relative.name.removesuffix('.parquet')}, which overlaps "
+                f"{other.path}: expected time ranges disjoint from data already ingested (or from another input file)",
+            )
+    neighbours.append(CatalogFile(item.data_type, item.identifier, item.first_ts, item.last_ts, target))
+    return None
+
+
+def _stage_table(item: SourceTable, staging: Path) -> IngestedFile:
+    """Write one table's catalog file under ``staging``."""
+    path = staging / item.relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_catalog_file(arrow_table(item.data_type, item.frame, item.instrument, item.identifier), path)
+    return IngestedFile(item.identifier, item.data_type, item.frame.height, item.first_ts, item.last_ts, item.relative, WRITTEN)
+
+
+def _stage_instruments(instruments: Sequence[Instrument], staging: Path, catalog: Path) -> tuple[list[IngestedFile], list[IngestedFile]]:
+    """Write each instrument version not yet in the catalog under ``staging``; return (staged, already present)."""
     # Instruments are few: nautilus' own writer serializes them, into a scratch catalog inside the staging folder.
     scratch = staging / "instruments"
     instrument_catalog = ParquetDataCatalog(str(scratch))
     for instrument in instruments:
         instrument_catalog.write_data([instrument])
-    present = []
+    staged, present = [], []
     for path in sorted(scratch.glob("data/*/*/*.parquet")):
         first_ts, last_ts = parse_file_name(path.name)
         relative = path.relative_to(scratch)

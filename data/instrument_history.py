@@ -28,6 +28,7 @@ from the decimal string.
 
 import copy
 from collections.abc import Callable
+from collections.abc import Generator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -321,12 +322,49 @@ def read_on_version_in_force(versions: InstrumentVersions, read: Callable[[Instr
         From ``read``, or when no version is in force yet at the file's first row.
 
     """
+    def one_table(version: Instrument) -> Generator[SourceTable, None, None]:
+        yield read(version)
+
+    return next(read_chunks_on_version_in_force(versions, one_table))
+
+
+def read_chunks_on_version_in_force(versions: InstrumentVersions, read: Callable[[Instrument], Generator[SourceTable, None, None]]) -> Generator[SourceTable, None, None]:
+    """
+    Parse a file read in chunks on the instrument version in force at its first row (see :func:`read_on_version_in_force`).
+
+    Only the first chunk is read twice, when the finest grid is not the version in force; the rest of the
+    file is read once, on that version.
+
+    Parameters
+    ----------
+    versions : Instrument | Sequence[Instrument]
+        One instrument (used as it is), or the versions of one instrument id.
+    read : Callable[[Instrument], Generator[SourceTable, None, None]]
+        Parses the file on the given instrument, yielding at least one table.
+
+    Yields
+    ------
+    SourceTable
+
+    Raises
+    ------
+    DataInputError
+        From ``read``, or when no version is in force yet at the file's first row.
+
+    """
     if isinstance(versions, Instrument):
-        return read(versions)
+        yield from read(versions)
+        return
     finest = min(versions, key=lambda version: (version.price_increment.as_decimal(), version.size_increment.as_decimal()))
-    table = read(finest)
+    tables = read(finest)
+    first = next(tables)
     try:
-        chosen = instrument_as_of(versions, table.first_ts)
+        chosen = instrument_as_of(versions, first.first_ts)
     except ValueError as error:
-        raise DataInputError(table.source, f"{error}; expected data no older than the instrument history") from None
-    return table if chosen is finest else read(chosen)
+        raise DataInputError(first.source, f"{error}; expected data no older than the instrument history") from None
+    if chosen is not finest:
+        tables.close()  # releases the file the finest-grid read holds open
+        tables = read(chosen)
+        first = next(tables)
+    yield first
+    yield from tables

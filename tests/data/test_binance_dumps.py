@@ -211,6 +211,50 @@ def test_trades_round_trip_against_recording(unit: str, zipped: bool, recorded: 
     assert ticks[0].aggressor_side == AggressorSide.SELLER
 
 
+@pytest.mark.parametrize("zipped", [False, True], ids=["csv", "zip"])
+def test_a_file_read_in_chunks_gives_the_same_trades(zipped: bool, recorded: tuple, spot: dict[str, Instrument], tmp_path: Path) -> None:
+    dump = write_dump(tmp_path, "BTCUSDT-trades-2024-08-08", trades_dump_lines(recorded[0], "ms"), zipped=zipped)
+
+    whole = ingest_binance_dump("trades", [dump], tmp_path / "whole", spot)
+    chunked = ingest_binance_dump("trades", [dump], tmp_path / "chunked", spot, chunk_bytes=50_000)
+
+    chunk_files = [item for item in chunked.files if item.data_type == "trade_tick"]
+    assert len(chunk_files) > 10
+    assert sum(item.rows for item in chunk_files) == 9757
+    assert all(before.last_ts <= after.first_ts for before, after in zip(chunk_files, chunk_files[1:], strict=False))
+    whole_ticks = ParquetDataCatalog(str(whole.catalog)).trade_ticks(instrument_ids=["BTCUSDT.BINANCE"])
+    assert ParquetDataCatalog(str(chunked.catalog)).trade_ticks(instrument_ids=["BTCUSDT.BINANCE"]) == whole_ticks
+    again = ingest_binance_dump("trades", [dump], tmp_path / "chunked", spot, chunk_bytes=50_000)
+    assert not again.changed_catalog
+
+
+def test_klines_read_in_chunks_give_the_same_bars(spot: dict[str, Instrument], tmp_path: Path) -> None:
+    whole = ingest_binance_dump("klines", [SPOT_KLINES], tmp_path / "whole", spot)
+    chunked = ingest_binance_dump("klines", [SPOT_KLINES], tmp_path / "chunked", spot, chunk_bytes=10_000)
+
+    assert len([item for item in chunked.files if item.data_type == "bar"]) > 10
+    bar_type = "ETHUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    assert ParquetDataCatalog(str(chunked.catalog)).bars(bar_types=[bar_type]) == ParquetDataCatalog(str(whole.catalog)).bars(bar_types=[bar_type])
+
+
+def test_gap_at_a_chunk_boundary_is_named_at_its_line(recorded: tuple, catalog: Path, spot: dict[str, Instrument], tmp_path: Path) -> None:
+    lines = trades_dump_lines(recorded[0], "ms")
+    chunk_bytes = 50_000
+    # The first line of the second chunk: the chunk ends after the last line end within chunk_bytes.
+    first_chunk = "\n".join(lines).encode()[:chunk_bytes]
+    boundary = first_chunk[: first_chunk.rfind(b"\n") + 1].count(b"\n")
+    trade_id, rest = lines[boundary].split(",", 1)
+    lines[boundary] = f"{int(trade_id) + 1},{rest}"  # same length: the chunk boundary stays where it was
+    dump = write_dump(tmp_path, "BTCUSDT-trades-2024-08-08", lines)
+
+    before = tree_digest(catalog)
+    with pytest.raises(DataInputError, match=rf"field 'id' is {int(trade_id) + 1} after {int(trade_id) - 1}") as error:
+        ingest_binance_dump("trades", [dump], catalog, spot, chunk_bytes=chunk_bytes)
+    assert error.value.line == boundary + 1
+    assert tree_digest(catalog) == before
+    assert _staging_folders(catalog) == []
+
+
 def test_agg_trades_round_trip_against_recording(recorded: tuple, sample_catalog: Path, spot: dict[str, Instrument], tmp_path: Path) -> None:
     lines = agg_trades_dump_lines(recorded[0])
     dump = write_dump(tmp_path, "BTCUSDT-aggTrades-2024-08-08", lines, zipped=True)
