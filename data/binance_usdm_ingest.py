@@ -8,6 +8,7 @@ ingested data is priced on are written: ``BacktestNode`` adds the oldest version
 version no data uses would only mislead it.
 """
 
+from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -82,18 +83,21 @@ def ingest_binance_usdm(
     catalog = Path(catalog).resolve()
     if not recordings:
         raise DataInputError(catalog, "no recording given: expected at least one Binance USDT-M recording file")
-    raws = [read_recording(Path(path), BINANCE_USDM) for path in recordings]
-    symbols = {symbol for raw in raws for symbol in raw.symbols}
-    versions = binance_usdm_instrument_versions(Path(exchange_info), Path(history), symbols)
-    used: dict[tuple[str, int], Instrument] = {}
-    rounded: dict[str, int] = {}
-    tables: list[SourceTable] = []
-    for raw in raws:
-        instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
-        for instrument in instruments.values():
-            used[(instrument.id.value, instrument.ts_event)] = instrument
-        tables.extend(_recording_tables(raw, instruments, rounded))
-    return commit_tables(catalog, [used[key] for key in sorted(used)], tables, rounded, checks)
+    versions: dict[str, list[Instrument]] = {}
+    rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
+
+    def tables() -> Iterator[SourceTable]:
+        # One recording at a time: commit_tables stages its tables (and the version they were read on)
+        # before the next recording is read.
+        for path in recordings:
+            raw = read_recording(Path(path), BINANCE_USDM)
+            missing = set(raw.symbols) - set(versions)
+            if missing:
+                versions.update(binance_usdm_instrument_versions(Path(exchange_info), Path(history), missing))
+            instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
+            yield from _recording_tables(raw, instruments, rounded)
+
+    return commit_tables(catalog, [], tables(), rounded, checks)
 
 
 def _version_in_force(raw: RawRecording, symbol: str, versions: list[Instrument]) -> Instrument:

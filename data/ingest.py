@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -193,14 +194,19 @@ def ingest_binance_spot(
     catalog = Path(catalog).resolve()
     if not recordings:
         raise DataInputError(catalog, "no recording given: expected at least one Binance spot recording file")
-    raws = [read_recording(Path(path)) for path in recordings]
-    symbols = {symbol for raw in raws for symbol in raw.symbols}
-    instruments = binance_spot_instruments(Path(exchange_info), symbols)
-    rounded: dict[str, int] = {}
-    tables: list[SourceTable] = []
-    for raw in raws:
-        tables.extend(_recording_tables(raw, instruments, rounded))
-    return commit_tables(catalog, list(instruments.values()), tables, rounded, checks)
+    instruments: dict[str, Instrument] = {}
+    rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
+
+    def tables() -> Iterator[SourceTable]:
+        # One recording at a time: commit_tables stages its tables before the next recording is read.
+        for path in recordings:
+            raw = read_recording(Path(path))
+            missing = set(raw.symbols) - set(instruments)
+            if missing:
+                instruments.update(binance_spot_instruments(Path(exchange_info), missing))
+            yield from _recording_tables(raw, instruments, rounded)
+
+    return commit_tables(catalog, [], tables(), rounded, checks)
 
 
 def commit_tables(

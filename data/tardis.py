@@ -25,6 +25,7 @@ import gzip
 import io
 import re
 import zlib
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -161,16 +162,17 @@ def ingest_tardis(
     catalog = Path(catalog).resolve()
     if not paths:
         raise DataInputError(catalog, "no file given: expected at least one Tardis CSV file")
-    files = [read_tardis_file(Path(path), instruments, kind) for path in paths]
-    used: dict[str, Instrument] = {}
-    rounded: dict[str, int] = {}
-    for parsed in files:
-        for table in parsed.tables:
-            used[table.instrument.id.value] = table.instrument
-        for instrument_id, count in parsed.rounded_quantities.items():
-            rounded[instrument_id] = rounded.get(instrument_id, 0) + count
-    tables = [table for parsed in files for table in parsed.tables]
-    return commit_tables(catalog, list(used.values()), tables, rounded, checks)
+    rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
+
+    def tables() -> Iterator[SourceTable]:
+        # One file at a time: commit_tables stages its tables (and their instruments) before the next is read.
+        for path in paths:
+            parsed = read_tardis_file(Path(path), instruments, kind)
+            for instrument_id, count in parsed.rounded_quantities.items():
+                rounded[instrument_id] = rounded.get(instrument_id, 0) + count
+            yield from parsed.tables
+
+    return commit_tables(catalog, [], tables(), rounded, checks)
 
 
 def read_tardis_file(path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None) -> TardisFile:
