@@ -1,5 +1,6 @@
-"""commit_tables: appending later data works, overlapping windows are refused and leave the catalog unchanged."""
+"""commit_tables: appending later data works, overlapping windows are refused, tables are staged one at a time, and any failure leaves the catalog unchanged."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,25 @@ def test_overlapping_window_is_refused_naming_the_file_it_overlaps(ethusdt_trade
     assert str(existing) in raised.value.problem
     assert "overlaps" in raised.value.problem
     assert _listing(catalog) == before
+
+
+def test_tables_are_staged_one_at_a_time_and_a_later_failure_writes_nothing(ethusdt_trades: tuple, tmp_path: Path) -> None:
+    instrument, trades, recording = ethusdt_trades
+    catalog = tmp_path / "catalog"
+    commit_tables(catalog, [instrument], [SourceTable(TRADE_TICK, instrument.id.value, instrument, trades.head(100), recording)])
+    before = _listing(catalog)
+    staged_when_asked: list[int] = []
+
+    def tables() -> Iterator[SourceTable]:
+        for start in (100, 1000, 2000):
+            # What the ingest has staged beside the catalog by the time it asks for the next table.
+            staged_when_asked.append(len(list(tmp_path.glob(".catalog.ingest-*/data/trade_tick/*/*.parquet"))))
+            yield SourceTable(TRADE_TICK, instrument.id.value, instrument, trades.slice(start, 900), recording)
+        raise DataInputError(recording, "a bad last file")
+
+    with pytest.raises(DataInputError, match="a bad last file"):
+        commit_tables(catalog, [], tables())
+
+    assert staged_when_asked == [0, 1, 2]
+    assert _listing(catalog) == before
+    assert list(tmp_path.glob(".catalog.ingest-*")) == []
