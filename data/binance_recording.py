@@ -10,8 +10,9 @@ The two markets share this layout and differ in a few payload fields and two boo
 payload structs carry the per-market timestamps and continuity test, and everything else is shared.
 
 Reading is two steps so the exchangeInfo file is only needed for the symbols actually present:
-:func:`read_recording` decodes and checks the sequence of every line; :func:`recording_frames` then
-converts the decimal strings at the instruments' precisions.
+:func:`read_recording_chunks` decodes and checks the sequence of every line, a chunk of rows at a time (so
+a day of a busy symbol fits in memory; :func:`read_recording` reads a file as one chunk);
+:func:`recording_frames` then converts the decimal strings at the instruments' precisions.
 
 Book rule (Binance "how to manage a local order book"):
 
@@ -38,6 +39,7 @@ trade against the book; they are checked for id continuity, then left out and co
 
 from decimal import ROUND_CEILING
 from decimal import Decimal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
@@ -235,6 +237,9 @@ BINANCE_USDM = BinanceMarket(
 )
 
 _ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
+# About 1 GB of venue strings in Python lists while a chunk is read; the rows are counted every so many lines.
+RECORDING_CHUNK_ROWS = 5_000_000
+_ROWS_COUNTED_EVERY = 256
 
 
 @dataclass
@@ -248,7 +253,6 @@ class _Columns:
     trade_aggressor: list[int] = field(default_factory=list)
     trade_id: list[int] = field(default_factory=list)
     trade_line: list[int] = field(default_factory=list)
-    last_trade_id: int | None = None
     skipped_trades: dict[str, int] = field(default_factory=dict)
     quote_ts_init: list[int] = field(default_factory=list)
     quote_ts_event: list[int] = field(default_factory=list)
@@ -293,8 +297,8 @@ class RawRecording:
 
     @property
     def symbols(self) -> list[str]:
-        """Return the Binance symbols present, sorted."""
-        return sorted(self.columns)
+        """Return the Binance symbols with rows (trades, quotes or deltas), sorted."""
+        return sorted(symbol for symbol, cols in self.columns.items() if cols.trade_line or cols.quote_line or cols.deltas.line)
 
     @property
     def skipped_trades(self) -> dict[str, dict[str, int]]:
@@ -345,7 +349,7 @@ class SymbolFrames:
 
 def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecording:
     """
-    Decode every line of a recording and check its continuity.
+    Decode every line of a recording and check its continuity, into one :class:`RawRecording`.
 
     Parameters
     ----------
@@ -361,14 +365,47 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecor
     Raises
     ------
     DataInputError
+        As :func:`read_recording_chunks`.
+
+    """
+    return next(read_recording_chunks(path, market, max_rows=None))
+
+
+def read_recording_chunks(
+    path: Path, market: BinanceMarket = BINANCE_SPOT, max_rows: int | None = RECORDING_CHUNK_ROWS
+) -> Iterator[RawRecording]:
+    """
+    Decode a recording line by line into chunks of about ``max_rows`` rows, checking its continuity throughout.
+
+    A day of a busy symbol is tens of millions of rows, more than its venue strings fit in memory at once;
+    each chunk is converted and written (:func:`keel.data.ingest.commit_tables`) before the next is read.
+    Every check carries across chunks (local time order, trade ids, the depth update-id chain), a chunk ends
+    only between lines of different local times, and a message's rows are never split.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.gz`` (or plain text) recording.
+    market : BinanceMarket, default BINANCE_SPOT
+        Which Binance market recorded it: :data:`BINANCE_SPOT` or :data:`BINANCE_USDM`.
+    max_rows : int, optional
+        Trades, quotes and deltas per chunk, of all symbols together; None reads the file as one chunk.
+
+    Yields
+    ------
+    RawRecording
+        At least one.
+
+    Raises
+    ------
+    DataInputError
         Naming the file and line on: unreadable or truncated gzip, a line that is not
         ``<int ns> <json>``, an unexpected message shape or stream, a stream/symbol mismatch, local time going
         backwards, a trade id gap, a depth update-id break, or diffs without a snapshot.
 
     """
     path = Path(path)
-    columns: dict[str, _Columns] = {}
-    depth_events: list[_DepthEvent] = []
+    reader = _RecordingReader(path, market)
     previous_ts = -1
     line_number = 0
     for line_number, raw_line in numbered_lines(path, "a Binance recording"):
@@ -381,26 +418,19 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecor
             raise DataInputError(
                 path, f"out of order: local time {ts_init} is before the previous line's {previous_ts}", line_number
             )
+        if max_rows is not None and ts_init > previous_ts and line_number % _ROWS_COUNTED_EVERY == 0 and reader.rows() >= max_rows:
+            yield reader.take_chunk(line_number - 1)
         previous_ts = ts_init
         try:
-            envelope = _ENVELOPE.decode(payload)
-            if "stream" in envelope:
-                stream = msgspec.json.decode(envelope["stream"], type=str)
-                _read_frame(market, stream, envelope, ts_init, line_number, columns, depth_events)
-            elif "lastUpdateId" in envelope:
-                depth_events.append(_DepthEvent(line_number, ts_init, None, snapshot=market.decode_snapshot(payload)))
-            else:
-                raise DataInputError(
-                    path, f"expected a stream frame {{stream, data}} or a depth snapshot {{lastUpdateId, bids, asks}}, got keys {sorted(envelope)}", line_number
-                )
+            reader.read_line(payload, ts_init, line_number)
         except msgspec.ValidationError as error:
             raise DataInputError(path, f"unexpected message shape: {error}", line_number) from None
         except msgspec.DecodeError as error:
             raise DataInputError(path, f"bad JSON: {error}", line_number) from None
         except _LineProblem as problem:
             raise DataInputError(path, str(problem), line_number) from None
-    _apply_depth_rule(path, depth_events, columns, market.bridge_offset)
-    return RawRecording(path=path, columns=columns, lines=line_number)
+    reader.finish()
+    yield reader.take_chunk(line_number)
 
 
 def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]) -> dict[str, SymbolFrames]:
@@ -525,106 +555,159 @@ class _FixedConverter:
 
 
 
-def _read_frame(
-    market: BinanceMarket,
-    stream: str,
-    envelope: dict[str, msgspec.Raw],
-    ts_init: int,
-    line_number: int,
-    columns: dict[str, _Columns],
-    depth_events: list[_DepthEvent],
-) -> None:
-    stream_symbol, _, channel = stream.partition("@")
-    kind = channel.split("@", 1)[0]
-    decoder = market.stream_decoder(kind)
-    if decoder is None:
-        raise _LineProblem(f"stream '{stream}': expected a trade, bookTicker or depth stream")
-    if "data" not in envelope:
-        raise _LineProblem(f"stream '{stream}' frame without 'data'")
-    try:
-        data = decoder.decode(envelope["data"])
-    except msgspec.ValidationError as error:
-        raise _LineProblem(f"stream '{stream}': unexpected {market.name} {kind} payload ({error})") from None
-    symbol = data.s
-    if symbol != stream_symbol.upper():
-        raise _LineProblem(f"stream '{stream}' carries symbol '{symbol}': expected '{stream_symbol.upper()}'")
-    cols = columns.setdefault(symbol, _Columns())
-    if kind == "trade":
-        if cols.last_trade_id is not None and data.t != cols.last_trade_id + 1:
-            raise _LineProblem(f"{symbol} trade id gap or reorder: t={data.t}, expected t={cols.last_trade_id + 1}")
-        cols.last_trade_id = data.t
-        execution_type = data.execution_type()
-        if execution_type != MARKET_TRADE:
-            cols.skipped_trades[execution_type] = cols.skipped_trades.get(execution_type, 0) + 1
+class _RecordingReader:
+    """
+    One recording read line by line: the current chunk's columns, and the state every check carries across chunks.
+
+    The depth book rule runs as the lines come: a REST snapshot belongs to the file's one symbol (it names
+    none), so a snapshot read before any stream line waits for the first one; diffs read before their
+    symbol's snapshot are held and applied right after it.
+    """
+
+    def __init__(self, path: Path, market: BinanceMarket) -> None:
+        self._path = path
+        self._market = market
+        self._columns: dict[str, _Columns] = {}
+        self._symbols: set[str] = set()  # every symbol of the file, not only of the current chunk
+        self._last_trade_id: dict[str, int] = {}
+        self._first_snapshot: _DepthEvent | None = None
+        self._waiting_snapshots: list[_DepthEvent] = []  # snapshots read before any stream named the symbol
+        self._last_update_id: dict[str, int | None] = {}  # final id of the last applied diff; None = awaiting the bridge
+        self._bridge: dict[str, int] = {}
+        self._held: dict[str, list[_DepthEvent]] = {}  # diffs seen before the symbol's first snapshot
+
+    def rows(self) -> int:
+        """Return the trades, quotes and deltas in the current chunk."""
+        return sum(len(cols.trade_line) + len(cols.quote_line) + len(cols.deltas.line) for cols in self._columns.values())
+
+    def take_chunk(self, lines: int) -> RawRecording:
+        """Return the current chunk (up to line ``lines``) and start a new one."""
+        chunk = RawRecording(path=self._path, columns=self._columns, lines=lines)
+        self._columns = {}
+        return chunk
+
+    def read_line(self, payload: bytes, ts_init: int, line_number: int) -> None:
+        """Decode one message and append its rows."""
+        envelope = _ENVELOPE.decode(payload)
+        if "stream" in envelope:
+            stream = msgspec.json.decode(envelope["stream"], type=str)
+            self._read_frame(stream, envelope, ts_init, line_number)
+        elif "lastUpdateId" in envelope:
+            self._on_snapshot(_DepthEvent(line_number, ts_init, None, snapshot=self._market.decode_snapshot(payload)))
+        else:
+            raise _LineProblem(f"expected a stream frame {{stream, data}} or a depth snapshot {{lastUpdateId, bids, asks}}, got keys {sorted(envelope)}")
+
+    def finish(self) -> None:
+        """Raise if the file ended with a snapshot no stream named, or diffs no snapshot started."""
+        if self._waiting_snapshots:
+            self._refuse_snapshot()
+        for symbol, waiting in self._held.items():
+            raise DataInputError(
+                self._path,
+                f"{len(waiting)} {symbol} depth diffs but no REST depth snapshot: expected a "
+                "{lastUpdateId, bids, asks} line to start the book from",
+                waiting[0].line,
+            )
+
+    def _cols(self, symbol: str) -> _Columns:
+        cols = self._columns.get(symbol)
+        if cols is None:
+            cols = self._columns[symbol] = _Columns()
+        return cols
+
+    def _read_frame(self, stream: str, envelope: dict[str, msgspec.Raw], ts_init: int, line_number: int) -> None:
+        market = self._market
+        stream_symbol, _, channel = stream.partition("@")
+        kind = channel.split("@", 1)[0]
+        decoder = market.stream_decoder(kind)
+        if decoder is None:
+            raise _LineProblem(f"stream '{stream}': expected a trade, bookTicker or depth stream")
+        if "data" not in envelope:
+            raise _LineProblem(f"stream '{stream}' frame without 'data'")
+        try:
+            data = decoder.decode(envelope["data"])
+        except msgspec.ValidationError as error:
+            raise _LineProblem(f"stream '{stream}': unexpected {market.name} {kind} payload ({error})") from None
+        symbol = data.s
+        if symbol != stream_symbol.upper():
+            raise _LineProblem(f"stream '{stream}' carries symbol '{symbol}': expected '{stream_symbol.upper()}'")
+        self._on_symbol(symbol)
+        if kind == "trade":
+            last_trade_id = self._last_trade_id.get(symbol)
+            if last_trade_id is not None and data.t != last_trade_id + 1:
+                raise _LineProblem(f"{symbol} trade id gap or reorder: t={data.t}, expected t={last_trade_id + 1}")
+            self._last_trade_id[symbol] = data.t
+            cols = self._cols(symbol)
+            execution_type = data.execution_type()
+            if execution_type != MARKET_TRADE:
+                cols.skipped_trades[execution_type] = cols.skipped_trades.get(execution_type, 0) + 1
+                return
+            cols.trade_ts_init.append(ts_init)
+            cols.trade_ts_event.append(data.T * _MS)
+            cols.trade_price.append(data.p)
+            cols.trade_size.append(data.q)
+            # m = "buyer is the maker", so the seller took liquidity.
+            cols.trade_aggressor.append(AGGRESSOR_SELLER if data.m else AGGRESSOR_BUYER)
+            cols.trade_id.append(data.t)
+            cols.trade_line.append(line_number)
+        elif kind == "bookTicker":
+            cols = self._cols(symbol)
+            cols.quote_ts_init.append(ts_init)
+            event_ms = data.event_ms()
+            # Without an exchange time the receive time is the best event time there is.
+            cols.quote_ts_event.append(ts_init if event_ms is None else event_ms * _MS)
+            cols.quote_bid_price.append(data.b)
+            cols.quote_bid_size.append(data.B)
+            cols.quote_ask_price.append(data.a)
+            cols.quote_ask_size.append(data.A)
+            cols.quote_line.append(line_number)
+        else:
+            if data.U > data.u:
+                raise _LineProblem(f"depthUpdate U={data.U} > u={data.u}: expected first update id <= final update id")
+            self._on_diff(_DepthEvent(line_number, ts_init, symbol, update=data))
+
+    def _on_symbol(self, symbol: str) -> None:
+        if symbol in self._symbols:
             return
-        cols.trade_ts_init.append(ts_init)
-        cols.trade_ts_event.append(data.T * _MS)
-        cols.trade_price.append(data.p)
-        cols.trade_size.append(data.q)
-        # m = "buyer is the maker", so the seller took liquidity.
-        cols.trade_aggressor.append(AGGRESSOR_SELLER if data.m else AGGRESSOR_BUYER)
-        cols.trade_id.append(data.t)
-        cols.trade_line.append(line_number)
-    elif kind == "bookTicker":
-        cols.quote_ts_init.append(ts_init)
-        event_ms = data.event_ms()
-        # Without an exchange time the receive time is the best event time there is.
-        cols.quote_ts_event.append(ts_init if event_ms is None else event_ms * _MS)
-        cols.quote_bid_price.append(data.b)
-        cols.quote_bid_size.append(data.B)
-        cols.quote_ask_price.append(data.a)
-        cols.quote_ask_size.append(data.A)
-        cols.quote_line.append(line_number)
-    else:
-        if data.U > data.u:
-            raise _LineProblem(f"depthUpdate U={data.U} > u={data.u}: expected first update id <= final update id")
-        depth_events.append(_DepthEvent(line_number, ts_init, symbol, update=data))
+        self._symbols.add(symbol)
+        if self._first_snapshot is not None and len(self._symbols) > 1:
+            self._refuse_snapshot()
+        waiting, self._waiting_snapshots = self._waiting_snapshots, []
+        for snapshot in waiting:
+            self._apply_snapshot(symbol, snapshot)
 
-
-def _apply_depth_rule(path: Path, events: list[_DepthEvent], columns: dict[str, _Columns], bridge_offset: int) -> None:
-    snapshot_symbol = _snapshot_symbol(path, events, columns)
-    last_update_id: dict[str, int | None] = {}  # final id of the last applied diff; None = awaiting the bridge
-    snapshot_id: dict[str, int] = {}
-    snapshot_ts: dict[str, int] = {}
-    held: dict[str, list[_DepthEvent]] = {}  # diffs seen before the symbol's first snapshot
-    for event in events:
-        if event.snapshot is not None:
-            symbol = snapshot_symbol
-            cols = columns[symbol]
-            _append_snapshot(cols, event)
-            snapshot_id[symbol] = event.snapshot.lastUpdateId
-            snapshot_ts[symbol] = event.ts_init
-            last_update_id[symbol] = None
-            for waiting in held.pop(symbol, []):
-                _apply_diff(path, cols, waiting, last_update_id, snapshot_id[symbol] + bridge_offset, event.ts_init)
-            continue
-        symbol = event.symbol
-        if symbol not in snapshot_id:
-            held.setdefault(symbol, []).append(event)
-            continue
-        _apply_diff(path, columns[symbol], event, last_update_id, snapshot_id[symbol] + bridge_offset, event.ts_init)
-    for symbol, waiting in held.items():
+    def _refuse_snapshot(self) -> None:
         raise DataInputError(
-            path,
-            f"{len(waiting)} {symbol} depth diffs but no REST depth snapshot: expected a "
-            "{lastUpdateId, bids, asks} line to start the book from",
-            waiting[0].line,
-        )
-
-
-def _snapshot_symbol(path: Path, events: list[_DepthEvent], columns: dict[str, _Columns]) -> str:
-    snapshots = [event for event in events if event.snapshot is not None]
-    if not snapshots:
-        return ""
-    # The REST snapshot names no symbol: it belongs to the file's one symbol.
-    if len(columns) != 1:
-        raise DataInputError(
-            path,
-            f"cannot tell which symbol this depth snapshot belongs to: the file holds {sorted(columns) or 'no streams'}, "
+            self._path,
+            f"cannot tell which symbol this depth snapshot belongs to: the file holds {sorted(self._symbols) or 'no streams'}, "
             "expected exactly one symbol per recording",
-            snapshots[0].line,
+            self._first_snapshot.line,
         )
-    return next(iter(columns))
+
+    def _on_snapshot(self, event: _DepthEvent) -> None:
+        if self._first_snapshot is None:
+            self._first_snapshot = event
+        if len(self._symbols) > 1:
+            self._refuse_snapshot()
+        if not self._symbols:
+            self._waiting_snapshots.append(event)
+            return
+        self._apply_snapshot(next(iter(self._symbols)), event)
+
+    def _apply_snapshot(self, symbol: str, event: _DepthEvent) -> None:
+        cols = self._cols(symbol)
+        _append_snapshot(cols, event)
+        self._bridge[symbol] = event.snapshot.lastUpdateId + self._market.bridge_offset
+        self._last_update_id[symbol] = None
+        for waiting in self._held.pop(symbol, []):
+            _apply_diff(self._path, cols, waiting, self._last_update_id, self._bridge[symbol], event.ts_init)
+
+    def _on_diff(self, event: _DepthEvent) -> None:
+        symbol = event.symbol
+        if symbol not in self._bridge:
+            self._held.setdefault(symbol, []).append(event)
+            return
+        _apply_diff(self._path, self._cols(symbol), event, self._last_update_id, self._bridge[symbol], event.ts_init)
 
 
 def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:

@@ -17,7 +17,8 @@ from nautilus_trader.model.instruments import Instrument
 
 from keel.data.binance_recording import BINANCE_USDM
 from keel.data.binance_recording import RawRecording
-from keel.data.binance_recording import read_recording
+from keel.data.binance_recording import RECORDING_CHUNK_ROWS
+from keel.data.binance_recording import read_recording_chunks
 from keel.data.binance_recording import recording_frames
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
@@ -47,6 +48,7 @@ def ingest_binance_usdm(
     exchange_info: Path = DEFAULT_USDM_EXCHANGE_INFO,
     history: Path = DEFAULT_TICK_SIZE_HISTORY,
     checks: CheckPolicies | None = None,
+    max_rows: int | None = RECORDING_CHUNK_ROWS,
 ) -> IngestReport:
     """
     Ingest Binance USDT-M futures recordings (trades, bookTicker quotes, L2 deltas) and their perpetuals.
@@ -66,6 +68,9 @@ def ingest_binance_usdm(
         Data-check policies passed to :func:`keel.data.ingest.commit_tables`; default:
         ``configs/data_checks.yaml``, whose override for ``*-PERP.BINANCE`` reports the id holes left by
         the non-MARKET prints left out as ``trade_id_gaps`` warnings, at ingest and in ``keel data check``.
+    max_rows : int, optional
+        Rows per chunk (one catalog file per chunk, data type and instrument), see
+        :func:`keel.data.binance_recording.read_recording_chunks`; None writes one file per recording.
 
     Returns
     -------
@@ -87,15 +92,15 @@ def ingest_binance_usdm(
     rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
 
     def tables() -> Iterator[SourceTable]:
-        # One recording at a time: commit_tables stages its tables (and the version they were read on)
-        # before the next recording is read.
+        # One chunk at a time: commit_tables stages its tables (and the version they were read on) before
+        # the next chunk is read; each chunk is read on the version in force at its first row.
         for path in recordings:
-            raw = read_recording(Path(path), BINANCE_USDM)
-            missing = set(raw.symbols) - set(versions)
-            if missing:
-                versions.update(binance_usdm_instrument_versions(Path(exchange_info), Path(history), missing))
-            instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
-            yield from _recording_tables(raw, instruments, rounded)
+            for raw in read_recording_chunks(Path(path), BINANCE_USDM, max_rows):
+                missing = set(raw.symbols) - set(versions)
+                if missing:
+                    versions.update(binance_usdm_instrument_versions(Path(exchange_info), Path(history), missing))
+                instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
+                yield from _recording_tables(raw, instruments, rounded)
 
     return commit_tables(catalog, [], tables(), rounded, checks)
 

@@ -25,7 +25,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.data.binance_recording import RawRecording
-from keel.data.binance_recording import read_recording
+from keel.data.binance_recording import RECORDING_CHUNK_ROWS
+from keel.data.binance_recording import read_recording_chunks
 from keel.data.binance_recording import recording_frames
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
@@ -166,6 +167,7 @@ def ingest_binance_spot(
     catalog: Path,
     exchange_info: Path = DEFAULT_EXCHANGE_INFO,
     checks: CheckPolicies | None = None,
+    max_rows: int | None = RECORDING_CHUNK_ROWS,
 ) -> IngestReport:
     """
     Ingest Binance spot recordings (trades, bookTicker quotes, L2 deltas) and their instruments.
@@ -180,6 +182,9 @@ def ingest_binance_spot(
         A saved ``/api/v3/exchangeInfo`` response covering every recorded symbol.
     checks : CheckPolicies, optional
         Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
+    max_rows : int, optional
+        Rows per chunk (one catalog file per chunk, data type and instrument), see
+        :func:`keel.data.binance_recording.read_recording_chunks`; None writes one file per recording.
 
     Returns
     -------
@@ -198,13 +203,13 @@ def ingest_binance_spot(
     rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
 
     def tables() -> Iterator[SourceTable]:
-        # One recording at a time: commit_tables stages its tables before the next recording is read.
+        # One chunk at a time: commit_tables stages its tables before the next chunk is read.
         for path in recordings:
-            raw = read_recording(Path(path))
-            missing = set(raw.symbols) - set(instruments)
-            if missing:
-                instruments.update(binance_spot_instruments(Path(exchange_info), missing))
-            yield from _recording_tables(raw, instruments, rounded)
+            for raw in read_recording_chunks(Path(path), max_rows=max_rows):
+                missing = set(raw.symbols) - set(instruments)
+                if missing:
+                    instruments.update(binance_spot_instruments(Path(exchange_info), missing))
+                yield from _recording_tables(raw, instruments, rounded)
 
     return commit_tables(catalog, [], tables(), rounded, checks)
 

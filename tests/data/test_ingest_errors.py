@@ -41,10 +41,10 @@ def _first_index(lines: list[bytes], marker: bytes, after: int = 0) -> int:
     return next(index for index, line in enumerate(lines) if index >= after and marker in line)
 
 
-def _assert_refused(recording: Path, catalog: Path, expected_line: int | None, message: str) -> None:
+def _assert_refused(recording: Path, catalog: Path, expected_line: int | None, message: str, max_rows: int | None = None) -> None:
     before = _tree_digest(catalog)
     with pytest.raises(DataInputError, match=message) as error:
-        ingest_binance_spot([recording], catalog)
+        ingest_binance_spot([recording], catalog, **({} if max_rows is None else {"max_rows": max_rows}))
     assert error.value.path == recording
     assert error.value.line == expected_line
     assert str(recording) in str(error.value)
@@ -62,6 +62,16 @@ def test_depth_gap_names_file_and_line(lines: list[bytes], catalog: Path, tmp_pa
 
     # The line numbers are those of the corrupted file: the diff after the hole moved up by one.
     _assert_refused(corrupted, catalog, following, "depth")
+
+
+def test_depth_gap_after_many_chunks_names_file_and_line(lines: list[bytes], catalog: Path, tmp_path: Path) -> None:
+    # Chunks of 2000 rows: the update-id chain is checked across chunk ends, and the chunks already staged
+    # when the gap is found are thrown away with the rest.
+    dropped = _first_index(lines, b"@depth@100ms", after=len(lines) * 3 // 4)
+    following = _first_index(lines, b"@depth@100ms", after=dropped + 1)
+    corrupted = _write(tmp_path / "late_gap.gz", lines[:dropped] + lines[dropped + 1 :])
+
+    _assert_refused(corrupted, catalog, following, "depth sequence break", max_rows=2000)
 
 
 def test_out_of_order_line_names_file_and_line(lines: list[bytes], catalog: Path, tmp_path: Path) -> None:
