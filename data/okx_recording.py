@@ -28,6 +28,7 @@ instruments (e.g. ``BTC-USD-220527`` futures) and of channels Keel does not inge
 
 import bisect
 import zlib
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -393,31 +394,37 @@ def ingest_okx_recording(
     definitions = load_okx_instrument_definitions(instruments_file)
     ingestable = {inst_id for inst_id, item in definitions.items() if item.instrument_type in SUPPORTED_INSTRUMENT_TYPES}
     states: dict[str, OKXStreamState] = {}
-    raws = []
-    for path in sorted((Path(path) for path in recordings), key=_rotation_key):
-        raws.append(read_okx_recording(path, ingestable, states.setdefault(_rotation_key(path)[0], OKXStreamState())))
-    present = sorted({inst_id for raw in raws for inst_id in raw.inst_ids})
+    instruments: dict[str, Instrument] = {}
     skipped: dict[str, int] = {}
-    for raw in raws:
-        for key, count in raw.skipped_messages.items():
-            skipped[key] = skipped.get(key, 0) + count
-    if not present:
-        raise DataInputError(
-            Path(recordings[0]),
-            f"no recorded instrument is defined as SPOT or SWAP in {instruments_file} (recorded: {sorted(skipped)}): "
-            "expected an instruments file covering at least one of them",
-        )
-    instruments = {inst_id: instrument_from_okx_definition(definitions[inst_id], instruments_file) for inst_id in present}
-    tables = []
-    for raw in raws:
-        for inst_id, frames in recording_frames(raw, instruments).items():
-            instrument = instruments[inst_id]
-            for data_type, frame in frames.items():
-                tables.append(SourceTable(data_type, instrument.id.value, instrument, frame, raw.path))
-    report = commit_tables(catalog, list(instruments.values()), tables, checks=checks)
+    checksums_verified = 0
+
+    def tables() -> Iterator[SourceTable]:
+        # One file at a time: commit_tables stages its tables before the next file is read; the stream state
+        # (books, trade runs) carries on to the next file of the same connection.
+        nonlocal checksums_verified
+        for path in sorted((Path(path) for path in recordings), key=_rotation_key):
+            raw = read_okx_recording(path, ingestable, states.setdefault(_rotation_key(path)[0], OKXStreamState()))
+            checksums_verified += raw.checksums_verified
+            for key, count in raw.skipped_messages.items():
+                skipped[key] = skipped.get(key, 0) + count
+            for inst_id in raw.inst_ids:
+                if inst_id not in instruments:
+                    instruments[inst_id] = instrument_from_okx_definition(definitions[inst_id], instruments_file)
+            for inst_id, frames in recording_frames(raw, instruments).items():
+                instrument = instruments[inst_id]
+                for data_type, frame in frames.items():
+                    yield SourceTable(data_type, instrument.id.value, instrument, frame, raw.path)
+        if not instruments:
+            raise DataInputError(
+                Path(recordings[0]),
+                f"no recorded instrument is defined as SPOT or SWAP in {instruments_file} (recorded: {sorted(skipped)}): "
+                "expected an instruments file covering at least one of them",
+            )
+
+    report = commit_tables(catalog, [], tables(), checks=checks)
     return OKXIngestReport(
         **{item.name: getattr(report, item.name) for item in fields(report)},
-        checksums_verified=sum(raw.checksums_verified for raw in raws),
+        checksums_verified=checksums_verified,
         skipped_messages=dict(sorted(skipped.items())),
     )
 
