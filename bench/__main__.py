@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments.json.write_text(json.dumps(results, indent=2) + "\n")
     if not (writer.identical and dump.identical):
         return 1
-    targets_met = all(result.ratio_target_met and result.throughput_target_met for result in (writer, dump))
+    targets_met = all(result.targets.ratio_target_met and result.targets.throughput_target_met for result in (writer, dump))
     if arguments.strict and not targets_met:
         return 1
     return 0

@@ -29,9 +29,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from bench.ingest_trades import SYMBOL
-from bench.ingest_trades import TARGET_RATIO
-from bench.ingest_trades import TARGET_ROWS_PER_SECOND
 from bench.ingest_trades import RouteTiming
+from bench.ingest_trades import TargetCheck
 from bench.ingest_trades import read_back
 from bench.ingest_trades import repeat_trades
 from bench.ingest_trades import sample_trades
@@ -69,19 +68,9 @@ class DumpBenchResult:
     read_back_rows: int
 
     @property
-    def ratio(self) -> float:
-        """Return Keel's throughput over the wrangler's."""
-        return self.keel.rows_per_second / self.wrangler.rows_per_second
-
-    @property
-    def ratio_target_met(self) -> bool:
-        """Return True if Keel's route is at least ``TARGET_RATIO`` times the wrangler's."""
-        return self.ratio >= TARGET_RATIO
-
-    @property
-    def throughput_target_met(self) -> bool:
-        """Return True if Keel's route ingests at least ``TARGET_ROWS_PER_SECOND``."""
-        return self.keel.rows_per_second >= TARGET_ROWS_PER_SECOND
+    def targets(self) -> TargetCheck:
+        """Return Keel's route judged against the wrangler's."""
+        return TargetCheck(self.keel, self.wrangler)
 
 
 def write_dump_csv(trades: pl.DataFrame, path: Path) -> Path:
@@ -175,10 +164,8 @@ def report(result: DumpBenchResult) -> str:
     ]
     for timing in (result.keel, result.wrangler):
         lines.append(f"  {timing.name:<11} {timing.seconds:8.3f} s  {timing.rows_per_second:>14,.0f} rows/s")
-    lines.append(f"  ratio       {result.ratio:8.1f}x (keel / wrangler)")
     lines.append(f"  read-back: {result.read_back_rows:,} ticks per catalog, " + ("identical" if result.identical else "DIFFERENT"))
-    lines.append(f"  target keel >= {TARGET_RATIO:.0f}x the wrangler route: {'PASS' if result.ratio_target_met else 'FAIL'}")
-    lines.append(f"  target keel >= {TARGET_ROWS_PER_SECOND:,.0f} rows/s: {'PASS' if result.throughput_target_met else 'FAIL'}")
+    lines.extend(result.targets.report_lines())
     return "\n".join(lines)
 
 
@@ -190,9 +177,7 @@ def result_dict(result: DumpBenchResult) -> dict[str, object]:
             for timing in (result.keel, result.wrangler)
         },
         "file_bytes": result.file_bytes,
-        "ratio": result.ratio,
         "read_back_identical": result.identical,
         "read_back_rows": result.read_back_rows,
-        "ratio_target": {"target": TARGET_RATIO, "passed": result.ratio_target_met},
-        "throughput_target": {"target": TARGET_ROWS_PER_SECOND, "passed": result.throughput_target_met},
+        **result.targets.result_dict(),
     }
