@@ -13,7 +13,7 @@ time), followed by
 
 ``ts_event`` is ``timestamp`` and ``ts_init`` is ``local_timestamp``, both scaled to nanoseconds. Every cell is
 read as text, and prices and amounts are converted exactly to ``Decimal(38, 16)`` on the instrument's grid
-(never through floats). The whole file is parsed column-wise by polars.
+(never through floats). Files are parsed column-wise by polars, 256 MB at a time.
 
 Book snapshots become ``OrderBookDelta`` snapshots (CLEAR, then one ADD per level, all ``F_SNAPSHOT``, the
 last ``F_LAST``) rather than ``OrderBookDepth10``: a 25-level row keeps all 25 levels where Depth10 keeps 10,
@@ -90,6 +90,8 @@ _TIMESTAMP_PATTERN = r"^\d{1,16}$"  # microseconds: 16 digits reach the year 228
 _MICROS = 1_000
 _TRADE_ID_MAX_LENGTH = 36  # nautilus TradeId
 _READ_CHUNK = 1 << 16  # small enough that a truncated gzip still yields the lines before the cut
+# 256 MB of CSV is a few million rows: a few GB of memory while it is parsed, one catalog file when written.
+TARDIS_CHUNK_BYTES = 256 * 1024 * 1024
 
 _AGGRESSORS = {"buy": AGGRESSOR_BUYER, "sell": AGGRESSOR_SELLER, "unknown": AGGRESSOR_NONE}
 _BOOK_SIDES = {"bid": SIDE_BUY, "ask": SIDE_SELL}
@@ -99,7 +101,7 @@ _BOOLEANS = {"true": True, "false": False}
 @dataclass(frozen=True)
 class TardisFile:
     """
-    One Tardis CSV file parsed into catalog tables.
+    One Tardis CSV file, or one chunk of it, parsed into catalog tables.
 
     Parameters
     ----------
@@ -126,6 +128,7 @@ def ingest_tardis(
     instruments: Mapping[str, Instrument | Sequence[Instrument]],
     kind: str | None = None,
     checks: CheckPolicies | None = None,
+    chunk_bytes: int = TARDIS_CHUNK_BYTES,
 ) -> IngestReport:
     """
     Ingest Tardis.dev CSV files (plain or gzip) and the instruments they refer to, all or nothing.
@@ -146,6 +149,9 @@ def ingest_tardis(
         each file's header when None.
     checks : CheckPolicies, optional
         Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
+    chunk_bytes : int, default TARDIS_CHUNK_BYTES
+        Files are read, checked and written about this much (uncompressed) at a time; see
+        :func:`read_tardis_file`.
 
     Returns
     -------
@@ -165,19 +171,26 @@ def ingest_tardis(
     rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
 
     def tables() -> Iterator[SourceTable]:
-        # One file at a time: commit_tables stages its tables (and their instruments) before the next is read.
+        # One chunk at a time: commit_tables stages its tables (and their instruments) before the next is read.
         for path in paths:
-            parsed = read_tardis_file(Path(path), instruments, kind)
-            for instrument_id, count in parsed.rounded_quantities.items():
-                rounded[instrument_id] = rounded.get(instrument_id, 0) + count
-            yield from parsed.tables
+            for parsed in read_tardis_file(Path(path), instruments, kind, chunk_bytes):
+                for instrument_id, count in parsed.rounded_quantities.items():
+                    rounded[instrument_id] = rounded.get(instrument_id, 0) + count
+                yield from parsed.tables
 
     return commit_tables(catalog, [], tables(), rounded, checks)
 
 
-def read_tardis_file(path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None) -> TardisFile:
+def read_tardis_file(
+    path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None,
+    chunk_bytes: int = TARDIS_CHUNK_BYTES,
+) -> Iterator[TardisFile]:
     """
-    Parse and check one Tardis CSV file into catalog tables, without writing anything.
+    Parse and check one Tardis CSV file into catalog tables, a chunk of about ``chunk_bytes`` at a time.
+
+    A day of incremental_book_L2 runs to gigabytes; each chunk's tables are written before the next chunk
+    is read. Rows of one instrument at one ``local_timestamp`` stay in one chunk, and so does a run of
+    snapshot rows, so messages, snapshots and the ``F_LAST`` groups come out as from the whole file.
 
     Parameters
     ----------
@@ -187,10 +200,13 @@ def read_tardis_file(path: Path, instruments: Mapping[str, Instrument | Sequence
         Keyed by Tardis symbol; see :func:`ingest_tardis`.
     kind : str, optional
         The layout; detected from the header when None.
+    chunk_bytes : int, default TARDIS_CHUNK_BYTES
+        How much of the (uncompressed) file one chunk covers, cut at a line end.
 
-    Returns
-    -------
+    Yields
+    ------
     TardisFile
+        One per chunk, each with the chunk's tables (one per instrument with rows in it).
 
     Raises
     ------
@@ -205,23 +221,59 @@ def read_tardis_file(path: Path, instruments: Mapping[str, Instrument | Sequence
 
     """
     path = Path(path)
-    data = _file_bytes(path)
+    chunks = _byte_chunks(path, chunk_bytes)
+    data = next(chunks)
     header = _header(path, data)
     kind = _resolve_kind(path, header, kind)
     _require_columns(path, header, _columns_of(kind))
-    frame = _read_frame(path, data, header)
-    _require_cells(path, frame, _required_cells(kind))
-    frame = _with_timestamps(path, frame)
-    rounded: dict[str, int] = {}
-    tables: list[SourceTable] = []
-    for (exchange, symbol), part in frame.partition_by(["exchange", "symbol"], maintain_order=True, as_dict=True).items():
-        instrument = _instrument_for(path, exchange, symbol, part, instruments)
-        decimals = _Decimals(path, instrument)
-        data_type, output = _build(path, kind, part, decimals)
-        tables.append(SourceTable(data_type, instrument.id.value, instrument, output, path))
-        if decimals.rounded_quantities:
-            rounded[instrument.id.value] = rounded.get(instrument.id.value, 0) + decimals.rounded_quantities
-    return TardisFile(path=path, kind=kind, tables=tables, rounded_quantities=rounded)
+    header_line = data.split(b"\n", 1)[0] + b"\n"
+    held: dict[tuple[str, str], pl.DataFrame] = {}  # per instrument: rows left for the next chunk
+    started: set[tuple[str, str]] = set()  # instruments whose first rows were built (their book has begun)
+    lines_before = 0  # lines (the header included) of the chunks already read
+    previous: pl.DataFrame | None = None  # the last row of the previous chunk, for the time order check
+    while data is not None:
+        following = next(chunks, None)
+        body = data if lines_before == 0 else header_line + data
+        frame = _read_frame(path, body, header, max(lines_before - 1, 0))
+        _require_cells(path, frame, _required_cells(kind))
+        frame = _with_timestamps(path, frame if previous is None else pl.concat([previous, frame], how="diagonal_relaxed")).slice(0 if previous is None else 1)
+        previous = frame.tail(1) if not frame.is_empty() else previous
+        lines_before += data.count(b"\n")
+        parts = frame.partition_by(["exchange", "symbol"], maintain_order=True, as_dict=True) if not frame.is_empty() else {}
+        for key in held.keys() - parts.keys():
+            parts[key] = frame.clear()  # an instrument with held rows and none in this chunk
+        rounded: dict[str, int] = {}
+        tables: list[SourceTable] = []
+        for (exchange, symbol), part in parts.items():
+            key = (exchange, symbol)
+            if key in held:
+                part = pl.concat([held.pop(key), part], how="diagonal_relaxed")
+            if following is not None:
+                cut = _chunk_cut(kind, part)
+                held[key] = part.slice(cut)
+                part = part.slice(0, cut)
+            if part.is_empty():
+                continue
+            instrument = _instrument_for(path, exchange, symbol, part, instruments)
+            decimals = _Decimals(path, instrument)
+            data_type, output = _build(path, kind, part, decimals, continues=key in started)
+            started.add(key)
+            tables.append(SourceTable(data_type, instrument.id.value, instrument, output, path))
+            if decimals.rounded_quantities:
+                rounded[instrument.id.value] = rounded.get(instrument.id.value, 0) + decimals.rounded_quantities
+        yield TardisFile(path=path, kind=kind, tables=tables, rounded_quantities=rounded)
+        data = following
+
+
+def _chunk_cut(kind: str, part: pl.DataFrame) -> int:
+    """Return where one instrument's rows of a chunk end: before its last instant, and before a snapshot run."""
+    cut = part["ts_init"].search_sorted(part["ts_init"][-1], side="left")
+    if kind == INCREMENTAL_BOOK_L2 and cut > 0:
+        # A run of snapshot rows is one snapshot however many instants it spans: it goes whole to the next chunk.
+        not_snapshot = (part["is_snapshot"].slice(0, cut) != "true").arg_true()
+        if part["is_snapshot"][cut - 1] == "true":
+            cut = int(not_snapshot[-1]) + 1 if not_snapshot.len() else 0
+    return cut
 
 
 def tardis_instrument_id(exchange: str, symbol: str) -> InstrumentId:
@@ -324,25 +376,39 @@ def _require_columns(path: Path, header: list[str], columns: tuple[str, ...]) ->
         raise DataInputError(path, f"header lacks column(s) {missing[:6]}: expected {','.join(columns[:12])}{',...' if len(columns) > 12 else ''}", 1)
 
 
-def _file_bytes(path: Path) -> bytes:
+def _byte_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    """Yield the (uncompressed) file in pieces of about ``chunk_bytes``, each cut after a line end; at least one."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(2)
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Tardis CSV file (plain or gzip)") from None
-    if magic != b"\x1f\x8b":
-        return path.read_bytes()
-    chunks: list[bytes] = []
+    opener = gzip.open if magic == b"\x1f\x8b" else open
+    buffer = bytearray()
+    lines = 0  # lines already yielded, for the line a truncated gzip stops at
+    yielded = False
     try:
-        with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(_READ_CHUNK):
-                chunks.append(chunk)
+        with opener(path, "rb") as stream:
+            while block := stream.read(_READ_CHUNK):
+                buffer += block
+                while len(buffer) >= chunk_bytes:
+                    # The last line end within the chunk size, or the first after it for a line longer than that.
+                    cut = (buffer.rfind(b"\n", 0, chunk_bytes) + 1) or (buffer.find(b"\n", chunk_bytes) + 1)
+                    if cut == 0:
+                        break
+                    piece = bytes(buffer[:cut])
+                    del buffer[:cut]
+                    lines += piece.count(b"\n")
+                    yielded = True
+                    yield piece
     except EOFError:
-        line = sum(chunk.count(b"\n") for chunk in chunks) + 1
-        raise DataInputError(path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", line) from None
+        raise DataInputError(
+            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", lines + buffer.count(b"\n") + 1
+        ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as error:
         raise DataInputError(path, f"unreadable gzip ({error})") from None
-    return b"".join(chunks)
+    if buffer or not yielded:
+        yield bytes(buffer)
 
 
 def _header(path: Path, data: bytes) -> list[str]:
@@ -356,28 +422,30 @@ def _header(path: Path, data: bytes) -> list[str]:
     return header
 
 
-def _read_frame(path: Path, data: bytes, header: list[str]) -> pl.DataFrame:
-    """Read every cell as text, with each row's 1-based file line in ``line``."""
+def _read_frame(path: Path, data: bytes, header: list[str], line_offset: int) -> pl.DataFrame:
+    """Read every cell of ``data`` (the header, then a chunk's lines) as text, with each row's file line in ``line``."""
     fields = len(header)
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     # Tardis writes no quoted cells, so the comma count settles the field count of every line at C speed;
     # polars itself would fill short lines with nulls unnoticed.
     if data.count(b",") != (fields - 1) * lines:
-        _raise_on_field_count(path, data, fields)
+        _raise_on_field_count(path, data, fields, line_offset)
     try:
         frame = pl.read_csv(io.BytesIO(data), infer_schema=False)
     except pl.exceptions.PolarsError as error:
-        _raise_on_field_count(path, data, fields)
+        _raise_on_field_count(path, data, fields, line_offset)
         raise DataInputError(path, f"unreadable CSV ({error})") from None
-    return frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+    return frame.with_row_index("line", offset=2 + line_offset).with_columns(pl.col("line").cast(pl.Int64))
 
 
-def _raise_on_field_count(path: Path, data: bytes, fields: int) -> None:
+def _raise_on_field_count(path: Path, data: bytes, fields: int, line_offset: int) -> None:
     # Only reached for a broken file, so a line-by-line scan costs nothing in the normal case.
     for number, line in enumerate(data.splitlines(), start=1):
         count = line.count(b",") + 1
         if count != fields:
-            raise DataInputError(path, f"{count} field(s): expected {fields} like the header (a cut, joined or blank line?)", number)
+            raise DataInputError(
+                path, f"{count} field(s): expected {fields} like the header (a cut, joined or blank line?)", number + (line_offset if number > 1 else 0)
+            )
 
 
 def _require_cells(path: Path, frame: pl.DataFrame, columns: tuple[str, ...]) -> None:
@@ -434,13 +502,13 @@ def _instrument_for(path: Path, exchange: str, symbol: str, part: pl.DataFrame, 
     return instrument
 
 
-def _build(path: Path, kind: str, part: pl.DataFrame, decimals: "_Decimals") -> tuple[str, pl.DataFrame]:
+def _build(path: Path, kind: str, part: pl.DataFrame, decimals: "_Decimals", continues: bool) -> tuple[str, pl.DataFrame]:
     if kind == TRADES:
         return TRADE_TICK, _trades(path, part, decimals)
     if kind == QUOTES:
         return QUOTE_TICK, _quotes(part, decimals)
     if kind == INCREMENTAL_BOOK_L2:
-        return ORDER_BOOK_DELTAS, _incremental_deltas(path, part, decimals)
+        return ORDER_BOOK_DELTAS, _incremental_deltas(path, part, decimals, continues)
     return ORDER_BOOK_DELTAS, _snapshot_deltas(path, part, decimals, _levels_of(kind))
 
 
@@ -473,9 +541,9 @@ def _quotes(part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
     )
 
 
-def _incremental_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
+def _incremental_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", continues: bool) -> pl.DataFrame:
     snapshot = _mapped(path, part, "is_snapshot", _BOOLEANS, pl.Boolean)
-    if not snapshot[0]:
+    if not continues and not snapshot[0]:
         raise DataInputError(
             path,
             f"field 'is_snapshot' is false on the first {part['symbol'][0]} row: expected the book to start with a "

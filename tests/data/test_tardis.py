@@ -44,6 +44,7 @@ from keel.data.errors import DataInputError
 from keel.data.ingest import DEFAULT_EXCHANGE_INFO
 from keel.data.instruments import binance_spot_instruments
 from keel.data.instruments import binance_usdm_instruments
+from keel.data.tardis import TARDIS_CHUNK_BYTES
 from keel.data.tardis import detect_kind
 from keel.data.tardis import ingest_tardis
 from keel.data.tardis import tardis_instrument_id
@@ -387,15 +388,37 @@ def catalog(derived: dict[str, Path], spot_instruments: dict, tmp_path: Path) ->
     return path
 
 
+@pytest.mark.parametrize("chunk_bytes", [TARDIS_CHUNK_BYTES, 20_000], ids=["whole", "chunks"])
 @pytest.mark.parametrize("case", CORRUPTIONS, ids=str)
 def test_corrupt_file_is_refused_with_file_line_and_field(
-    case: str, derived: dict[str, Path], spot_instruments: dict, catalog: Path, tmp_path: Path
+    case: str, chunk_bytes: int, derived: dict[str, Path], spot_instruments: dict, catalog: Path, tmp_path: Path
 ) -> None:
     source, mutate, kind, line, message = CORRUPTIONS[case]
     corrupted = tmp_path / f"corrupt_{source}.csv"
     corrupted.write_text("\n".join(mutate(derived[source].read_text().splitlines())) + "\n")
 
-    _assert_refused(corrupted, catalog, spot_instruments, line, message, kind)
+    _assert_refused(corrupted, catalog, spot_instruments, line, message, kind, chunk_bytes)
+
+
+@pytest.mark.parametrize(
+    ("source", "data_type"),
+    [("trades", "trade_tick"), ("quotes", "quote_tick"), ("incremental_book_L2", "order_book_deltas"), ("book_snapshot_5", "order_book_deltas")],
+)
+def test_a_file_read_in_chunks_gives_the_same_catalog_content(
+    source: str, data_type: str, derived: dict[str, Path], spot_instruments: dict, tmp_path: Path
+) -> None:
+    # 30 kB chunks: the incremental book's opening snapshot run alone spans several, and goes whole to one.
+    whole = ingest_tardis([derived[source]], tmp_path / "whole", spot_instruments)
+    chunked = ingest_tardis([derived[source]], tmp_path / "chunked", spot_instruments, chunk_bytes=30_000)
+
+    files = [item for item in chunked.files if item.data_type == data_type]
+    assert len(files) >= 3
+    assert all(before.last_ts < after.first_ts for before, after in zip(files, files[1:], strict=False))
+    reader = {"trade_tick": "trade_ticks", "quote_tick": "quote_ticks", "order_book_deltas": "order_book_deltas"}[data_type]
+    content = [getattr(ParquetDataCatalog(str(report.catalog)), reader)(instrument_ids=[SPOT_ID]) for report in (whole, chunked)]
+    assert content[0] and content[1] == content[0]
+    assert chunked.rounded_quantities == whole.rounded_quantities
+    assert not ingest_tardis([derived[source]], tmp_path / "chunked", spot_instruments, chunk_bytes=30_000).changed_catalog
 
 
 def test_truncated_gzip_is_refused(derived: dict[str, Path], spot_instruments: dict, catalog: Path, tmp_path: Path) -> None:
@@ -405,7 +428,7 @@ def test_truncated_gzip_is_refused(derived: dict[str, Path], spot_instruments: d
 
     before = _tree_digest(catalog)
     with pytest.raises(DataInputError, match="truncated gzip") as error:
-        ingest_tardis([corrupted], catalog, spot_instruments)
+        ingest_tardis([corrupted], catalog, spot_instruments, chunk_bytes=50_000)
     assert error.value.path == corrupted
     assert error.value.line > 1000
     assert _tree_digest(catalog) == before
@@ -431,10 +454,12 @@ def test_second_file_error_writes_nothing_of_the_first(derived: dict[str, Path],
 # ------------------------------------------------------------------------------------------------- helpers
 
 
-def _assert_refused(path: Path, catalog: Path, instruments: dict, line: int, message: str, kind: str | None = None) -> None:
+def _assert_refused(
+    path: Path, catalog: Path, instruments: dict, line: int, message: str, kind: str | None = None, chunk_bytes: int = TARDIS_CHUNK_BYTES
+) -> None:
     before = _tree_digest(catalog)
     with pytest.raises(DataInputError) as error:
-        ingest_tardis([path], catalog, instruments, kind=kind)
+        ingest_tardis([path], catalog, instruments, kind=kind, chunk_bytes=chunk_bytes)
     assert error.value.path == path
     assert error.value.line == line
     assert message in error.value.problem
