@@ -65,6 +65,10 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         Largest absolute median time lag (live - backtest), ms.
     max_pnl_diff_bps_of_notional : float
         Largest difference of each P&L component (gross, fees, net), in bps of the live traded notional.
+    max_extra_refused_live : int
+        Most live orders the venue expired or rejected beyond those the backtest's venue did. Matching sees
+        only filled orders, and a strategy that sends an order again when one expires can heal the fill
+        sequence; this check sees the venue that kept refusing it.
     backtest_latency : str
         ``measured``: the backtest over the session uses the session's median order round trip as its latency
         (``keel.validation.latency``); ``venue_model``: the venue model's latency as configured.
@@ -80,6 +84,7 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_p95_abs_price_dev_bps: float = 5.0
     max_abs_median_lag_ms: float = 1000.0
     max_pnl_diff_bps_of_notional: float = 2.0
+    max_extra_refused_live: int = 0
     backtest_latency: Literal["measured", "venue_model"] = "measured"
 
 
@@ -189,7 +194,8 @@ def run_gate(
         thresholds.match_tolerance_ms,
     )
     pnl = {"backtest": _pnl(backtest.fills, base, mark), "live": _pnl(live_fills, base, mark)}
-    checks = _checks(thresholds, matching, pnl, mismatch)
+    refused = {"backtest": _backtest_refused(backtest.run_dir / "orders.parquet"), "live": _live_refused(session_dir / ORDERS_PARQUET)}
+    checks = _checks(thresholds, matching, pnl, mismatch, refused)
     reasons = [f"{check.name} = {_fmt(check.value)}, expected {check.limit}" for check in checks if not check.passed]
     if mismatch:
         reasons.insert(0, mismatch)
@@ -254,7 +260,30 @@ def _pnl(fills: pl.DataFrame, base_currency: str, mark: float) -> dict[str, floa
     return {"gross": gross, "fees": fees, "net": gross - fees, "notional": notional}
 
 
-def _checks(thresholds: GateThresholds, matching: Matching, pnl: dict[str, dict[str, float]], mismatch: str | None) -> list[Check]:
+def _live_refused(orders_path: Path) -> int:
+    """Return how many live orders the venue expired or rejected (from the session's order events)."""
+    if not orders_path.is_file():
+        return 0
+    events = pl.read_parquet(orders_path, columns=["client_order_id", "event_type"])
+    return events.filter(pl.col("event_type").is_in(_REFUSAL_EVENTS))["client_order_id"].n_unique()
+
+
+def _backtest_refused(orders_path: Path) -> int:
+    """Return how many backtest orders the simulated venue expired or rejected (from the run's orders report)."""
+    if not orders_path.is_file():
+        return 0
+    orders = pl.read_parquet(orders_path, columns=["client_order_id", "status"])
+    return orders.filter(pl.col("status").is_in(_REFUSAL_STATUSES))["client_order_id"].n_unique()
+
+
+# What the venue decides against an order (a cancel the strategy asked for is its own decision, not one).
+_REFUSAL_EVENTS = ["OrderExpired", "OrderRejected"]
+_REFUSAL_STATUSES = ["EXPIRED", "REJECTED"]
+
+
+def _checks(
+    thresholds: GateThresholds, matching: Matching, pnl: dict[str, dict[str, float]], mismatch: str | None, refused: dict[str, int],
+) -> list[Check]:
     pairs = matching.pairs
     live_orders = pairs.height + matching.unmatched_live.height
     backtest_orders = pairs.height + matching.unmatched_backtest.height
@@ -277,6 +306,8 @@ def _checks(thresholds: GateThresholds, matching: Matching, pnl: dict[str, dict[
         difference = pnl["live"][component] - pnl["backtest"][component]
         in_bps = abs(difference) / notional * 10_000 if notional else None
         checks.append(_at_most(f"|{component} P&L difference| (bps of notional)", in_bps, thresholds.max_pnl_diff_bps_of_notional))
+    extra_refused = float(refused["live"] - refused["backtest"])
+    checks.append(_at_most("live orders the venue expired or rejected, beyond the backtest's", extra_refused, thresholds.max_extra_refused_live))
     return checks
 
 
