@@ -16,11 +16,7 @@ The read-back check requires both catalogs to return equal ``TradeTick`` lists. 
 ``bench.ingest_trades`` (issue 3): Keel at least 10x the wrangler route and at least 2M rows/s.
 """
 
-import shutil
-import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +27,11 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from bench.ingest_trades import SYMBOL
 from bench.ingest_trades import RouteTiming
 from bench.ingest_trades import TargetCheck
+from bench.ingest_trades import bench_folder
 from bench.ingest_trades import read_back
 from bench.ingest_trades import repeat_trades
 from bench.ingest_trades import sample_trades
+from bench.ingest_trades import time_route
 from keel.data.binance_dumps import TRADES
 from keel.data.binance_dumps import ingest_binance_dump
 
@@ -108,21 +106,6 @@ def ingest_wrangler(path: Path, instrument: Instrument, catalog: Path) -> None:
     ParquetDataCatalog(str(catalog)).write_data(ticks)
 
 
-def time_file_route(
-    name: str, ingest: Callable[[Path, Instrument, Path], None], path: Path, rows: int, instrument: Instrument,
-    work_dir: Path, repeats: int,
-) -> tuple[RouteTiming, Path]:
-    """Run ``ingest`` ``repeats`` times, each into a fresh catalog; keep the fastest and the last catalog."""
-    best = float("inf")
-    catalog = work_dir / name
-    for _ in range(repeats):
-        shutil.rmtree(catalog, ignore_errors=True)
-        started = time.perf_counter()
-        ingest(path, instrument, catalog)
-        best = min(best, time.perf_counter() - started)
-    return RouteTiming(name, rows, best), catalog
-
-
 def run(rows: int, repeats: int = 3, work_dir: Path | None = None) -> DumpBenchResult:
     """
     Write ``rows`` sample trades as a dump CSV, ingest it by both routes, and compare what they wrote.
@@ -143,17 +126,12 @@ def run(rows: int, repeats: int = 3, work_dir: Path | None = None) -> DumpBenchR
     """
     trades, instrument = sample_trades()
     trades = repeat_trades(trades, rows)
-    owned = work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="keel-bench-dump-")) if owned else Path(work_dir)
-    try:
-        path = write_dump_csv(trades, work_dir / f"{SYMBOL}-trades-2024-08-08.csv")
-        keel, keel_catalog = time_file_route("keel", ingest_keel, path, rows, instrument, work_dir, repeats)
-        wrangler, wrangler_catalog = time_file_route("wrangler", ingest_wrangler, path, rows, instrument, work_dir, repeats)
+    with bench_folder(work_dir, "keel-bench-dump-") as folder:
+        path = write_dump_csv(trades, folder / f"{SYMBOL}-trades-2024-08-08.csv")
+        keel, keel_catalog = time_route("keel", rows, lambda catalog: ingest_keel(path, instrument, catalog), folder, repeats)
+        wrangler, wrangler_catalog = time_route("wrangler", rows, lambda catalog: ingest_wrangler(path, instrument, catalog), folder, repeats)
         identical, read_back_rows = read_back(keel_catalog, wrangler_catalog, instrument)
         file_bytes = path.stat().st_size
-    finally:
-        if owned:
-            shutil.rmtree(work_dir, ignore_errors=True)
     return DumpBenchResult(keel, wrangler, file_bytes, identical, read_back_rows)
 
 

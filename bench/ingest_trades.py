@@ -29,6 +29,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,17 +285,14 @@ def write_wrangler(trades: pl.DataFrame, instrument: Instrument, catalog: Path) 
     ParquetDataCatalog(str(catalog)).write_data(ticks)
 
 
-def time_route(
-    name: str, write: Callable[[pl.DataFrame, Instrument, Path], object], trades: pl.DataFrame, instrument: Instrument,
-    work_dir: Path, repeats: int,
-) -> tuple[RouteTiming, Path]:
+def time_route(name: str, rows: int, write: Callable[[Path], object], work_dir: Path, repeats: int) -> tuple[RouteTiming, Path]:
     """
-    Run ``write`` ``repeats`` times, each into a fresh catalog, and keep the fastest.
+    Run ``write(catalog)`` ``repeats`` times, each into a fresh catalog ``work_dir / name``, and keep the fastest.
 
     Returns
     -------
     tuple[RouteTiming, Path]
-        The timing and the catalog of the last run (kept for the read-back check).
+        The timing of ``rows`` rows and the catalog of the last run (kept for the read-back check).
 
     """
     best = float("inf")
@@ -301,9 +300,22 @@ def time_route(
     for _ in range(repeats):
         shutil.rmtree(catalog, ignore_errors=True)
         started = time.perf_counter()
-        write(trades, instrument, catalog)
+        write(catalog)
         best = min(best, time.perf_counter() - started)
-    return RouteTiming(name, trades.height, best), catalog
+    return RouteTiming(name, rows, best), catalog
+
+
+@contextmanager
+def bench_folder(work_dir: Path | None, prefix: str) -> Iterator[Path]:
+    """Yield ``work_dir``, or a temporary folder removed afterwards when it is None."""
+    if work_dir is not None:
+        yield Path(work_dir)
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_back(catalog_a: Path, catalog_b: Path, instrument: Instrument) -> tuple[bool, int]:
@@ -333,17 +345,12 @@ def run(rows: int = DEFAULT_ROWS, repeats: int = 3, work_dir: Path | None = None
     """
     trades, instrument = sample_trades()
     trades = repeat_trades(trades, rows)
-    owned = work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="keel-bench-")) if owned else Path(work_dir)
-    try:
-        keel, keel_catalog = time_route("keel", write_keel, trades, instrument, work_dir, repeats)
-        wrangler, wrangler_catalog = time_route("wrangler", write_wrangler, trades, instrument, work_dir, repeats)
-        checked, checked_catalog = time_route("keel+checks", write_keel_checked, trades, instrument, work_dir, repeats)
+    with bench_folder(work_dir, "keel-bench-") as folder:
+        keel, keel_catalog = time_route("keel", rows, lambda catalog: write_keel(trades, instrument, catalog), folder, repeats)
+        wrangler, wrangler_catalog = time_route("wrangler", rows, lambda catalog: write_wrangler(trades, instrument, catalog), folder, repeats)
+        checked, checked_catalog = time_route("keel+checks", rows, lambda catalog: write_keel_checked(trades, instrument, catalog), folder, repeats)
         identical, read_back_rows = read_back(keel_catalog, wrangler_catalog, instrument)
         identical = identical and read_back(checked_catalog, wrangler_catalog, instrument)[0]
-    finally:
-        if owned:
-            shutil.rmtree(work_dir, ignore_errors=True)
     return BenchResult(keel, wrangler, checked, identical, read_back_rows)
 
 
