@@ -54,6 +54,7 @@ from keel.data.ingest import commit_tables
 from keel.data.instrument_history import InstrumentVersions
 from keel.data.instrument_history import read_chunks_on_version_in_force
 from keel.data.quality import CheckPolicies
+from keel.data.recording_lines import LineChunks
 
 TRADES = "trades"
 AGG_TRADES = "aggTrades"
@@ -300,25 +301,14 @@ def _content_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
     """Yield the file's bytes (a zip's only CSV member) in pieces of about ``chunk_bytes``, each cut after a line end."""
     try:
         with _open_csv(path) as stream:
-            rest = b""
-            first = True
-            while True:
-                block = stream.read(chunk_bytes)
-                if first and (not block or block.isspace()):
-                    # isspace stops at the first other byte, where strip() would copy the whole block.
-                    raise DataInputError(path, "empty file: expected CSV lines")
-                first = False
-                if not block:
-                    break
-                block = rest + block
-                cut = block.rfind(b"\n")
-                if cut < 0:
-                    rest = block
-                    continue
-                rest = block[cut + 1 :]
-                yield block[: cut + 1]
-            if rest.strip():
-                yield rest
+            # Whole-chunk reads: a zip member's truncation is caught by its CRC, not located by line.
+            for index, piece in enumerate(LineChunks(stream, chunk_bytes, read_bytes=chunk_bytes)):
+                # isspace stops at the first other byte, where strip() would copy the whole piece.
+                if not piece or piece.isspace():
+                    if index == 0:
+                        raise DataInputError(path, "empty file: expected CSV lines")
+                    continue  # blank lines after the last one
+                yield piece
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Binance dump .csv or .zip") from None
     except (zipfile.BadZipFile, EOFError, zlib.error) as error:

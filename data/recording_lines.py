@@ -1,4 +1,4 @@
-"""What every line-per-message recording reader shares: numbered lines out of gzip or text, and book-delta columns."""
+"""What the line-oriented readers share: numbered lines out of gzip or text, line-cut chunks of a stream, book-delta columns."""
 
 import gzip
 import zlib
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import BinaryIO
 
 from keel.data.catalog_layout import F_LAST
 from keel.data.catalog_layout import SIDE_BUY
@@ -47,6 +48,67 @@ def numbered_lines(path: Path, expected: str) -> Iterator[tuple[int, bytes]]:
         ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as error:
         raise DataInputError(path, f"unreadable gzip ({error})", line_number + 1) from None
+
+
+class LineChunks:
+    """
+    A binary stream in pieces of at most about ``chunk_bytes``, each cut after a line end.
+
+    A piece ends at the last line end within ``chunk_bytes`` (or, for a longer line, at that line's end); only
+    the last piece may lack a final line end. Iterating yields at least one piece: ``b""`` for an empty stream.
+
+    Parameters
+    ----------
+    stream : BinaryIO
+        Open for reading bytes (a file, a gzip or zip member).
+    chunk_bytes : int
+        The piece size to aim for.
+    read_bytes : int, default 65536
+        How much one read takes from the stream: small, so that :attr:`line_reached` is close to where a
+        truncated gzip stopped; a plain file reads faster in large reads.
+
+    """
+
+    def __init__(self, stream: BinaryIO, chunk_bytes: int, read_bytes: int = 1 << 16) -> None:
+        self._stream = stream
+        self._chunk_bytes = chunk_bytes
+        self._read_bytes = read_bytes
+        self._buffer = bytearray()
+        self._pending = b""  # the last read, not yet in the buffer
+        self._lines_yielded = 0
+
+    @property
+    def line_reached(self) -> int:
+        """Return the 1-based line the reading has got to (for an error the stream raised while being read)."""
+        return self._lines_yielded + self._buffer.count(b"\n") + self._pending.count(b"\n") + 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the pieces."""
+        buffer = self._buffer
+        yielded = False
+        self._pending = self._stream.read(self._read_bytes)
+        while self._pending:
+            following = self._stream.read(self._read_bytes)
+            if not following and not buffer and len(self._pending) <= self._chunk_bytes:
+                # The rest of the stream came in one read (a whole file, most often): no copy, no buffer.
+                yield self._pending
+                return
+            buffer += self._pending
+            self._pending = following
+            while len(buffer) >= self._chunk_bytes:
+                cut = (buffer.rfind(b"\n", 0, self._chunk_bytes) + 1) or (buffer.find(b"\n", self._chunk_bytes) + 1)
+                if cut == 0:
+                    break  # one line longer than a chunk, its end not read yet
+                with memoryview(buffer) as view:
+                    piece = bytes(view[:cut])  # one copy; slicing the bytearray would make two
+                del buffer[:cut]
+                self._lines_yielded += piece.count(b"\n")
+                yielded = True
+                yield piece
+        if buffer or not yielded:
+            piece = bytes(buffer)
+            buffer.clear()
+            yield piece
 
 
 @dataclass

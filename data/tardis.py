@@ -62,6 +62,7 @@ from keel.data.ingest import commit_tables
 from keel.data.instrument_history import instrument_as_of
 from keel.data.instruments import PERPETUAL_SUFFIX
 from keel.data.quality import CheckPolicies
+from keel.data.recording_lines import LineChunks
 
 TRADES = "trades"
 QUOTES = "quotes"
@@ -89,7 +90,6 @@ _LEVEL_COLUMN = re.compile(r"^(asks|bids)\[(\d+)\]\.(price|amount)$")
 _TIMESTAMP_PATTERN = r"^\d{1,16}$"  # microseconds: 16 digits reach the year 2286
 _MICROS = 1_000
 _TRADE_ID_MAX_LENGTH = 36  # nautilus TradeId
-_READ_CHUNK = 1 << 16  # small enough that a truncated gzip still yields the lines before the cut
 # 256 MB of CSV is a few million rows: a few GB of memory while it is parsed, one catalog file when written.
 TARDIS_CHUNK_BYTES = 256 * 1024 * 1024
 
@@ -384,31 +384,17 @@ def _byte_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Tardis CSV file (plain or gzip)") from None
     opener = gzip.open if magic == b"\x1f\x8b" else open
-    buffer = bytearray()
-    lines = 0  # lines already yielded, for the line a truncated gzip stops at
-    yielded = False
+    chunks = None
     try:
         with opener(path, "rb") as stream:
-            while block := stream.read(_READ_CHUNK):
-                buffer += block
-                while len(buffer) >= chunk_bytes:
-                    # The last line end within the chunk size, or the first after it for a line longer than that.
-                    cut = (buffer.rfind(b"\n", 0, chunk_bytes) + 1) or (buffer.find(b"\n", chunk_bytes) + 1)
-                    if cut == 0:
-                        break
-                    piece = bytes(buffer[:cut])
-                    del buffer[:cut]
-                    lines += piece.count(b"\n")
-                    yielded = True
-                    yield piece
+            chunks = LineChunks(stream, chunk_bytes)
+            yield from chunks
     except EOFError:
         raise DataInputError(
-            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", lines + buffer.count(b"\n") + 1
+            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", chunks.line_reached if chunks is not None else 1
         ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as error:
         raise DataInputError(path, f"unreadable gzip ({error})") from None
-    if buffer or not yielded:
-        yield bytes(buffer)
 
 
 def _header(path: Path, data: bytes) -> list[str]:
