@@ -194,7 +194,10 @@ def run_gate(
         thresholds.match_tolerance_ms,
     )
     pnl = {"backtest": _pnl(backtest.fills, base, mark), "live": _pnl(live_fills, base, mark)}
-    refused = {"backtest": _backtest_refused(backtest.run_dir / "orders.parquet"), "live": _live_refused(session_dir / ORDERS_PARQUET)}
+    refused = {
+        "backtest": _refused_orders(backtest.run_dir / "orders.parquet", "status", _REFUSAL_STATUSES),
+        "live": _refused_orders(session_dir / ORDERS_PARQUET, "event_type", _REFUSAL_EVENTS),
+    }
     checks = _checks(thresholds, matching, pnl, mismatch, refused)
     reasons = [f"{check.name} = {_fmt(check.value)}, expected {check.limit}" for check in checks if not check.passed]
     if mismatch:
@@ -260,23 +263,16 @@ def _pnl(fills: pl.DataFrame, base_currency: str, mark: float) -> dict[str, floa
     return {"gross": gross, "fees": fees, "net": gross - fees, "notional": notional}
 
 
-def _live_refused(orders_path: Path) -> int:
-    """Return how many live orders the venue expired or rejected (from the session's order events)."""
+def _refused_orders(orders_path: Path, column: str, refusals: list[str]) -> int:
+    """Return how many orders of an orders file have a ``column`` value in ``refusals``; 0 without the file."""
     if not orders_path.is_file():
         return 0
-    events = pl.read_parquet(orders_path, columns=["client_order_id", "event_type"])
-    return events.filter(pl.col("event_type").is_in(_REFUSAL_EVENTS))["client_order_id"].n_unique()
+    orders = pl.read_parquet(orders_path, columns=["client_order_id", column])
+    return orders.filter(pl.col(column).is_in(refusals))["client_order_id"].n_unique()
 
 
-def _backtest_refused(orders_path: Path) -> int:
-    """Return how many backtest orders the simulated venue expired or rejected (from the run's orders report)."""
-    if not orders_path.is_file():
-        return 0
-    orders = pl.read_parquet(orders_path, columns=["client_order_id", "status"])
-    return orders.filter(pl.col("status").is_in(_REFUSAL_STATUSES))["client_order_id"].n_unique()
-
-
-# What the venue decides against an order (a cancel the strategy asked for is its own decision, not one).
+# What the venue decides against an order (a cancel the strategy asked for is its own decision, not one): as
+# events in a session's order log, as final statuses in a backtest's orders report.
 _REFUSAL_EVENTS = ["OrderExpired", "OrderRejected"]
 _REFUSAL_STATUSES = ["EXPIRED", "REJECTED"]
 
