@@ -39,6 +39,7 @@ from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import SESSION_JSON
 from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import write_json_atomic
+from keel.live.session_layout import write_manifest
 from keel.settings import default_catalog_path
 from keel.settings import sessions_dir
 from keel.variant import load_variant
@@ -186,6 +187,7 @@ def run_live_session(
     trader_id = trader_id_for(variant.name, environment.name)
     session = _session_document(variant_path, env_path, variant, environment, trader_id, outcome, folder)
     write_json_atomic(session, folder / SESSION_JSON)
+    write_manifest(folder)  # the last write: what was recorded is sealed as recorded, failed sessions too
     if outcome.failure is not None:
         raise LiveSessionError(f"live session failed: {outcome.failure} (recorded in {folder})", folder)
     return _result(folder, session)

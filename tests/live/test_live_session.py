@@ -24,6 +24,7 @@ from keel.live.session_layout import NODE_LOG
 from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import SESSION_JSON
 from keel.live.session_layout import VARIANT_YAML
+from keel.live.session_layout import verify_manifest
 from keel.settings import CONFIGS_DIR
 
 BTCUSDT = "BTCUSDT.BINANCE"
@@ -141,6 +142,7 @@ def test_emulator_session_trades_records_and_closes_out(
 
     assert len(secrets_made) == 1
     _assert_secret_absent(session_dir, secrets_made[0])
+    verify_manifest(session_dir)  # sealed after the last write, catalog included
 
 
 @pytest.mark.requires_redis
@@ -177,6 +179,7 @@ def test_node_that_cannot_connect_fails_clearly(
     assert session["after_stop"]["strategy_states"] == {"ProbeStrategy-000": "READY"}
     assert (session_dir / NODE_LOG).stat().st_size > 0
     _assert_secret_absent(session_dir, secret)
+    verify_manifest(session_dir)  # a failed session is sealed as recorded too
 
 
 def test_cli_names_a_missing_variant_file(tmp_path: Path) -> None:
