@@ -23,6 +23,7 @@ FILLS_SCHEMA: dict[str, pl.DataType] = {
     "order_side": pl.String(),  # BUY or SELL
     "last_qty": pl.Float64(),
     "last_px": pl.Float64(),
+    "quote_currency": pl.String(),  # currency last_px is in (nautilus OrderFilled.currency)
     "commission": pl.Float64(),
     "commission_currency": pl.String(),
     "liquidity_side": pl.String(),  # MAKER or TAKER
@@ -43,6 +44,7 @@ def fills_frame(events: Iterable[OrderFilled]) -> pl.DataFrame:
             "order_side": order_side_to_str(event.order_side),
             "last_qty": float(event.last_qty),
             "last_px": float(event.last_px),
+            "quote_currency": event.currency.code,
             "commission": float(event.commission),
             "commission_currency": event.commission.currency.code,
             "liquidity_side": liquidity_side_to_str(event.liquidity_side),

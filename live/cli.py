@@ -36,7 +36,8 @@ def live(
 
     With --env emulator the node trades the loopback Binance spot emulator replaying a catalog.
     It stops when the replay ends or --duration elapses; the strategy closes out on stop.
-    Prints the session folder and a summary: orders, fills, final position, realized P&L.
+    Prints the session folder and a summary: orders, fills, final position, P&L from the fills (net, gross,
+    fees in whatever currency charged, rebates) and nautilus's realized P&L for comparison.
     """
     from keel.live.environment import EnvironmentFileError
     from keel.live.session import EmulatorOverrides
@@ -60,11 +61,16 @@ def live(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from None
     typer.echo(f"session: {result.session_dir}")
+    pnl = result.pnl
     rows = [
         ("orders", str(result.orders)),
         ("fills", str(result.fills)),
         ("final position", result.final_position),
-        ("realized P&L", result.realized_pnl),
+        ("net P&L", _money(pnl.net, pnl.currency)),
+        ("gross P&L", _money(pnl.gross, pnl.currency)),
+        ("fees", _money(pnl.fees, pnl.currency)),
+        ("rebates", _money(pnl.rebates, pnl.currency)),
+        ("nautilus realized P&L (excl. base-asset fees)", result.nautilus_realized_pnl),
         ("flat after stop", "yes" if result.flat else "NO"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -72,3 +78,8 @@ def live(
         typer.echo(f"  {name:<{width}}  {value}")
     if not result.flat:
         raise typer.Exit(code=1)
+
+
+def _money(amount: float, currency: str) -> str:
+    # 8 decimals: a minimum-size spot session's P&L is a few cents, its base-asset fees a fraction of one.
+    return f"{amount:.8f} {currency}"

@@ -85,6 +85,7 @@ class SessionRecorder(Actor):
         self._catalog: ParquetDataCatalog | None = None
         self._streams: dict[tuple[type, InstrumentId], _Stream] = {}
         self._order_rows: list[dict[str, Any]] = []
+        self._last_trade_prices: dict[str, str] = {}
         self._fills: list[OrderFilled] = []
         self._order_events_dirty = False
         self._listening_to_orders = False
@@ -131,6 +132,7 @@ class SessionRecorder(Actor):
         self._write_order_events()
 
     def on_trade_tick(self, tick: TradeTick) -> None:
+        self._last_trade_prices[tick.instrument_id.value] = str(tick.price)
         stream = self._stream(TradeTick, tick.instrument_id)
         if tick.ts_init < stream.last_ts_init:
             tick = TradeTick(
@@ -204,7 +206,7 @@ class SessionRecorder(Actor):
         self._write_order_events()
 
     def summary(self) -> dict[str, Any]:
-        """Return counts of what was recorded, records re-stamped to keep time order, and the final books."""
+        """Return counts of what was recorded, records re-stamped to keep time order, the final books and last trade prices."""
         counts: dict[str, dict[str, int]] = {}
         restamped: dict[str, dict[str, int]] = {}
         for (data_cls, instrument_id), stream in self._streams.items():
@@ -216,6 +218,7 @@ class SessionRecorder(Actor):
             "order_events": len(self._order_rows),
             "fills": len(self._fills),
             "final_books": self._final_books,
+            "last_trade_prices": self._last_trade_prices,  # what a session's P&L marks its position at
         }
 
     def _stream(self, data_cls: type, instrument_id: InstrumentId) -> _Stream:

@@ -20,7 +20,11 @@ from typing import Any
 import msgspec
 import nautilus_trader
 import polars as pl
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.backtests.performance import PnlComponents
+from keel.backtests.performance import pnl_components
+from keel.fills import fills_frame
 from keel.fills import read_fills
 from keel.live.credentials import ApiCredentials
 from keel.live.credentials import resolve_credentials
@@ -34,6 +38,7 @@ from keel.live.node import trader_id_for
 from keel.live.node_process import NodeJob
 from keel.live.node_process import NodeOutcome
 from keel.live.node_process import run_node_job
+from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
 from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import SESSION_JSON
@@ -106,8 +111,11 @@ class SessionResult:
         Fills received.
     final_position : str
         Net position of the variant's instrument after stop.
-    realized_pnl : str
-        Realized P&L of the instrument after stop.
+    pnl : PnlComponents
+        The session's P&L by component, from its fills (every commission included), as in ``session.json``.
+    nautilus_realized_pnl : str
+        nautilus's realized P&L of the instrument after stop, which leaves out commissions taken in the base
+        asset and the mark of what is left (dust); shown for comparison only.
     flat : bool
         True if no position and no working order were left after stop.
     session : dict[str, Any]
@@ -118,7 +126,8 @@ class SessionResult:
     orders: int
     fills: int
     final_position: str
-    realized_pnl: str
+    pnl: PnlComponents
+    nautilus_realized_pnl: str
     flat: bool
     session: dict[str, Any]
 
@@ -158,8 +167,8 @@ def run_live_session(
     SessionInputError
         For a bad override or duration, a missing catalog, or a session folder that is not empty.
     LiveSessionError
-        If Redis is unreachable, or the node failed (``session_dir`` then holds session.json with the
-        failure and whatever was recorded).
+        If Redis is unreachable, the node failed, or the session's P&L cannot be computed (a commission in a
+        third currency); ``session_dir`` then holds session.json with the failure and whatever was recorded.
     """
     environment = load_environment(env_path)
     variant = load_variant(variant_path)
@@ -190,6 +199,8 @@ def run_live_session(
     write_manifest(folder)  # the last write: what was recorded is sealed as recorded, failed sessions too
     if outcome.failure is not None:
         raise LiveSessionError(f"live session failed: {outcome.failure} (recorded in {folder})", folder)
+    if "error" in session["pnl"]:
+        raise LiveSessionError(f"cannot compute the session's P&L: {session['pnl']['error']} (recorded in {folder})", folder)
     return _result(folder, session)
 
 
@@ -341,8 +352,10 @@ def _session_document(
     fills = read_fills(folder / FILLS_PARQUET) if (folder / FILLS_PARQUET).exists() else None
     orders = pl.read_parquet(folder / ORDERS_PARQUET) if (folder / ORDERS_PARQUET).exists() else None
     emulator = environment.emulator
+    # A node that failed was not seen to stop cleanly: its cache cannot vouch for what it left behind.
+    flat = outcome.failure is None and not outcome.open_positions and not outcome.open_orders
     return {
-        "status": "failed" if outcome.failure else "completed",
+        "status": "failed" if outcome.failure else "completed" if flat else "not_flat",
         "failure": outcome.failure,
         "variant": variant.to_primitives(),
         "variant_path": str(Path(variant_path).resolve()),
@@ -366,16 +379,48 @@ def _session_document(
         },
         "restamped_ts_init": outcome.recording.get("restamped_ts_init", {}),
         "final_books": outcome.recording.get("final_books", {}),
+        "pnl": _session_pnl(folder, variant.instrument_id, fills, outcome.recording.get("last_trade_prices", {})),
         "after_stop": {
-            "flat": not outcome.open_positions and not outcome.open_orders,
+            "flat": flat,
             "open_positions": outcome.open_positions,
             "dust_positions": outcome.dust_positions,
             "open_orders": outcome.open_orders,
             "net_positions": outcome.net_positions,
-            "realized_pnl": outcome.realized_pnl,
+            "realized_pnl": outcome.realized_pnl,  # nautilus's: without base-asset commissions; see "pnl"
             "strategy_states": outcome.strategy_states,
         },
     }
+
+
+def _session_pnl(
+    folder: Path,
+    instrument_id: str,
+    fills: pl.DataFrame | None,
+    last_trade_prices: dict[str, str],
+) -> dict[str, Any]:
+    """
+    Return the session's P&L by component (``PnlComponents`` fields plus ``mark_source``), or ``{"error": why}``.
+
+    The position is marked at the last trade the recorder saw; a node that died without reporting it is marked
+    at its last fill.
+    """
+    catalog_dir = folder / CATALOG_DIR
+    instruments = ParquetDataCatalog(str(catalog_dir)).instruments(instrument_ids=[instrument_id]) if catalog_dir.is_dir() else []
+    if not instruments:
+        return {"error": f"{catalog_dir}: instrument {instrument_id} was never recorded, so its currencies are unknown"}
+    instrument = instruments[0]
+    fills = fills if fills is not None else fills_frame([])
+    if instrument_id in last_trade_prices:
+        mark_price, mark_source = float(last_trade_prices[instrument_id]), "last_trade"
+    elif fills.height:
+        mark_price, mark_source = float(fills["last_px"][-1]), "last_fill"
+    else:
+        mark_price, mark_source = None, None
+    try:
+        pnl = pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, mark_price)
+    except ValueError as error:  # FeeCurrencyError included: recorded, then raised by run_live_session
+        return {"error": f"{folder / FILLS_PARQUET}: {error}"}
+    return msgspec.to_builtins(pnl) | {"mark_source": mark_source}
 
 
 def _result(folder: Path, session: dict[str, Any]) -> SessionResult:
@@ -386,7 +431,8 @@ def _result(folder: Path, session: dict[str, Any]) -> SessionResult:
         orders=session["counts"]["orders"],
         fills=session["counts"]["fills"],
         final_position=after_stop["net_positions"].get(instrument_id, "0"),
-        realized_pnl=after_stop["realized_pnl"].get(instrument_id, "0"),
+        pnl=msgspec.convert({key: value for key, value in session["pnl"].items() if key != "mark_source"}, PnlComponents),
+        nautilus_realized_pnl=after_stop["realized_pnl"].get(instrument_id, "0"),
         flat=after_stop["flat"],
         session=session,
     )

@@ -69,6 +69,19 @@ def _assert_secret_absent(folder: Path, secret: str) -> None:
             assert needle not in path.read_bytes(), f"API secret found in {path}"
 
 
+def _plain_pnl(fills: list[dict], mark: float) -> dict[str, float]:
+    """P&L of fill rows by hand: cash flows, the position bought marked at ``mark``, every fee at its fill price."""
+    cash = sum(row["last_qty"] * row["last_px"] * (-1 if row["order_side"] == "BUY" else 1) for row in fills)
+    position = sum(row["last_qty"] * (1 if row["order_side"] == "BUY" else -1) for row in fills)
+    fees = sum(
+        row["commission"] * (row["last_px"] if row["commission_currency"] == "BTC" else 1.0)
+        for row in fills
+    )
+    assert {row["commission_currency"] for row in fills} <= {"BTC", "USDT"} and all(row["commission"] >= 0 for row in fills)
+    gross = cash + position * mark
+    return {"gross": gross, "fees": fees, "net": gross - fees, "position": position}
+
+
 def _emulator_env(tmp_path: Path, catalog: Path, start: str, end: str, speed: float) -> Path:
     document = yaml.safe_load((CONFIGS_DIR / "env" / "emulator.yaml").read_text())
     document["emulator"] |= {"catalog": str(catalog), "start": start, "end": end, "speed": speed}
@@ -144,6 +157,25 @@ def test_emulator_session_trades_records_and_closes_out(
     _assert_secret_absent(session_dir, secrets_made[0])
     verify_manifest(session_dir)  # sealed after the last write, catalog included
 
+    # P&L: recorded and printed net equal a plain computation from fills.parquet, base-asset fee included.
+    rows = fills.to_dicts()
+    mark = float(catalog.trade_ticks([BTCUSDT])[-1].price)  # the last price the session saw
+    expected = _plain_pnl(rows, mark)
+    pnl = session["pnl"]
+    assert (pnl["currency"], pnl["fills"]) == ("USDT", len(rows)) and pnl["mark_price"] == pytest.approx(mark, rel=1e-12)
+    assert pnl["net"] == pytest.approx(expected["net"], abs=1e-9)
+    assert (pnl["gross"], pnl["fees"], pnl["rebates"]) == pytest.approx((expected["gross"], expected["fees"], 0.0), abs=1e-9)
+    printed = {line.split("  ")[1].strip(): line.split()[-2] for line in result.output.splitlines() if line.endswith(" USDT")}
+    assert float(printed["net P&L"]) == pytest.approx(expected["net"], abs=2e-8)
+    assert float(printed["fees"]) == pytest.approx(expected["fees"], abs=2e-8)
+    # nautilus's realized P&L leaves out the BTC commission and the mark of the unsold remainder (dust).
+    buys = [row for row in rows if row["order_side"] == "BUY"]
+    base_fees = sum(row["commission"] * row["last_px"] for row in rows if row["commission_currency"] == "BTC")
+    assert base_fees > 0
+    average_buy = sum(row["last_qty"] * row["last_px"] for row in buys) / sum(row["last_qty"] for row in buys)
+    realized = float(session["after_stop"]["realized_pnl"][BTCUSDT].split()[0])
+    assert pnl["net"] - realized == pytest.approx(-base_fees + expected["position"] * (mark - average_buy), abs=1e-6)
+
 
 @pytest.mark.requires_redis
 def test_node_that_cannot_connect_fails_clearly(
@@ -176,6 +208,7 @@ def test_node_that_cannot_connect_fails_clearly(
     assert failure.value.session_dir == session_dir.resolve()
     session = json.loads((session_dir / SESSION_JSON).read_text())
     assert session["status"] == "failed"
+    assert session["after_stop"]["flat"] is False  # a failed node cannot vouch for what it left behind
     assert session["after_stop"]["strategy_states"] == {"ProbeStrategy-000": "READY"}
     assert (session_dir / NODE_LOG).stat().st_size > 0
     _assert_secret_absent(session_dir, secret)
@@ -229,3 +262,33 @@ def test_cli_names_a_missing_catalog(probe_variant: Path, tmp_path: Path) -> Non
     result = CliRunner().invoke(_cli(), ["live", str(probe_variant), "--catalog", str(tmp_path / "no_catalog")])
     assert result.exit_code == 2
     assert "no_catalog has no data/ folder" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_session_left_with_a_position_is_recorded_not_flat_and_marked(
+    redis_service: None,
+    probe_variant: Path,
+    sample_catalog: Path,
+    tmp_path: Path,
+) -> None:
+    document = yaml.safe_load(probe_variant.read_text())
+    document["strategy"]["strategy_path"] = "holding_strategy:HoldingStrategy"
+    variant_path = tmp_path / "holding_btcusdt.yaml"
+    variant_path.write_text(yaml.safe_dump(document))
+    env_path = _emulator_env(tmp_path, sample_catalog, "2024-08-08T23:54:15Z", "2024-08-08T23:55:15Z", speed=10.0)
+    session_dir = tmp_path / "session"
+
+    result = CliRunner().invoke(_cli(), ["live", str(variant_path), "--env", str(env_path), "--session-dir", str(session_dir)])
+
+    assert result.exit_code == 1, result.output
+    session = json.loads((session_dir / SESSION_JSON).read_text())
+    assert session["status"] == "not_flat"
+    assert session["after_stop"]["flat"] is False and len(session["after_stop"]["open_positions"]) == 1
+    fills = read_fills(session_dir / FILLS_PARQUET)
+    assert fills["order_side"].unique().to_list() == ["BUY"]
+    mark = float(ParquetDataCatalog(str(session_dir / CATALOG_DIR)).trade_ticks([BTCUSDT])[-1].price)
+    expected = _plain_pnl(fills.to_dicts(), mark)
+    assert expected["position"] == pytest.approx(0.0002)
+    assert session["pnl"]["net"] == pytest.approx(expected["net"], abs=1e-9)  # the open position marked at the last trade
+    verify_manifest(session_dir)
