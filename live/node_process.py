@@ -85,7 +85,8 @@ class NodeOutcome:
     net_positions : dict[str, str]
         Net position per instrument after stop.
     realized_pnl : dict[str, str]
-        Realized P&L per instrument after stop (e.g. ``"-0.02 USDT"``).
+        nautilus's realized P&L per instrument after stop (e.g. ``"-0.02 USDT"``): it leaves out commissions
+        taken in the base asset, so the session's own P&L is computed from its fills instead.
     recording : dict[str, Any]
         The recorder's summary: record counts, re-stamped records, final books.
     """
