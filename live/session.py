@@ -379,7 +379,7 @@ def _session_document(
         },
         "restamped_ts_init": outcome.recording.get("restamped_ts_init", {}),
         "final_books": outcome.recording.get("final_books", {}),
-        "pnl": _session_pnl(folder, variant.instrument_id, fills, outcome.recording.get("last_trade_prices", {})),
+        "pnl": session_pnl(folder, variant.instrument_id, fills, outcome.recording.get("last_trade_prices", {})),
         "after_stop": {
             "flat": flat,
             "open_positions": outcome.open_positions,
@@ -392,7 +392,7 @@ def _session_document(
     }
 
 
-def _session_pnl(
+def session_pnl(
     folder: Path,
     instrument_id: str,
     fills: pl.DataFrame | None,
@@ -403,6 +403,17 @@ def _session_pnl(
 
     The position is marked at the last trade the recorder saw; a node that died without reporting it is marked
     at its last fill.
+
+    Parameters
+    ----------
+    folder : Path
+        The session folder; its catalog must hold the instrument (the recorder writes it on start).
+    instrument_id : str
+        The variant's instrument.
+    fills : pl.DataFrame, optional
+        The session's fills (``keel.fills`` layout); None if the session wrote none.
+    last_trade_prices : dict[str, str]
+        The recorder's last trade price per instrument.
     """
     catalog_dir = folder / CATALOG_DIR
     instruments = ParquetDataCatalog(str(catalog_dir)).instruments(instrument_ids=[instrument_id]) if catalog_dir.is_dir() else []
