@@ -1,4 +1,4 @@
-"""``keel backtest`` and ``keel sweep``: run a variant over the catalog, or search its parameters."""
+"""``keel backtest``, ``keel sweep`` and ``keel audit-fills``: run a variant, search its parameters, check its fills."""
 
 from pathlib import Path
 from typing import Annotated
@@ -7,9 +7,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``backtest`` and ``sweep`` commands to the ``keel`` app."""
+    """Add the ``backtest``, ``sweep`` and ``audit-fills`` commands to the ``keel`` app."""
     app.command(name="backtest")(backtest)
     app.command(name="sweep")(sweep)
+    app.command(name="audit-fills")(audit_fills)
 
 
 def backtest(
@@ -105,6 +106,54 @@ def sweep(
     typer.echo(f"sweep folder: {outcome.sweep_dir}")
 
 
+def audit_fills(
+    folder: Annotated[Path, typer.Argument(help="A backtest run folder or a live session folder (its fills.parquet).")],
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog with the quotes (default: the session's catalog/, else $KEEL_HOME/catalog)."),
+    ] = None,
+    threshold_bps: Annotated[float, typer.Option(help="Improvement over the quote, bp, beyond which a fill is too good.")] = 0.5,
+    max_share: Annotated[float, typer.Option(help="Largest share of taker fills allowed beyond the threshold (exit 1 above).")] = 0.02,
+) -> None:
+    """
+    Check every taker fill against the best bid/ask the venue quoted at its time.
+
+    A taker buy cannot get less than the quoted ask, nor a sell more than the quoted bid. Prints how many taker
+    fills were better than the quote by more than --threshold-bps and the distribution of the difference, and
+    writes fill_audit.json and fill_audit.parquet into the folder. Exit 0 when the share is at most --max-share,
+    1 above it, 2 for bad input (no fills table, no quotes for a traded instrument).
+    """
+    from keel.backtests.fill_audit import FillAuditError
+    from keel.backtests.fill_audit import audit_fills as run_audit
+    from keel.backtests.fill_audit import write_audit
+    from keel.fills import read_fills
+    from keel.settings import default_catalog_path
+
+    fills_path = folder / "fills.parquet"
+    if not fills_path.is_file():
+        typer.echo(f"error: {fills_path}: missing; expected a run folder (keel backtest) or a session folder (keel live)", err=True)
+        raise typer.Exit(code=2)
+    if catalog is None:
+        catalog = folder / "catalog" if (folder / "catalog").is_dir() else default_catalog_path()
+    try:
+        audit = run_audit(read_fills(fills_path), catalog, threshold_bps=threshold_bps)
+    except (FillAuditError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    json_path, _ = write_audit(audit, folder)
+    share = audit.share_better
+    typer.echo(f"taker fills: {audit.taker_fills} ({audit.unquoted_fills} before any quote, not judged)")
+    typer.echo(f"better than the quote by > {threshold_bps:g} bp: {audit.better_than_quote}" + ("" if share is None else f" ({share:.1%})"))
+    if audit.mean_improvement_of_better_bps is not None:
+        typer.echo(f"  mean improvement of those: {audit.mean_improvement_of_better_bps:.2f} bp")
+    if audit.improvement_percentiles_bps:
+        typer.echo("improvement over the quote, bp (+ = better than offered): " + ", ".join(f"{name} {value:+.2f}" for name, value in audit.improvement_percentiles_bps.items()))
+    typer.echo(f"report: {json_path}")
+    if share is not None and share > max_share:
+        typer.echo(f"FAIL: {share:.1%} of taker fills beat the quote, more than {max_share:.1%}", err=True)
+        raise typer.Exit(code=1)
+
+
 def _print_summary(summary: dict) -> None:
     rows = [
         ("window", f"{summary['start']} .. {summary['end']}"),
@@ -117,6 +166,9 @@ def _print_summary(summary: dict) -> None:
         ("win rate", "-" if summary["win_rate"] is None else f"{summary['win_rate']:.0%}"),
         ("open at end (orders/positions)", f"{summary['open_orders_at_end']} / {summary['open_positions_at_end']}"),
     ]
+    audit = summary.get("fill_audit")
+    if audit and audit["share_better"] is not None:
+        rows.append(("taker fills better than quote", f"{audit['better_than_quote']} of {audit['judged_fills']} ({audit['share_better']:.1%})"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"  {name:<{width}}  {value}")

@@ -10,6 +10,8 @@ Run folder::
     <run>/account.parquet    balance history (nautilus account report)
     <run>/equity.parquet     mark-to-market P&L over time (quote currency)
     <run>/summary.json       headline numbers and P&L components
+    <run>/fill_audit.json    taker fills against the quoted top at their time (catalogs with quotes)
+    <run>/fill_audit.parquet the same, per fill
     <run>/tearsheet.html     price with fills, equity and drawdown (opens offline)
 """
 
@@ -36,6 +38,8 @@ from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.trading.config import ImportableControllerConfig
 
+from keel.backtests.fill_audit import audit_fills
+from keel.backtests.fill_audit import write_audit
 from keel.backtests.performance import equity_curve
 from keel.backtests.performance import summarize
 from keel.backtests.tearsheet import write_tearsheet
@@ -215,6 +219,11 @@ def run_backtest(
     staging = run_dir.with_name(run_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    if "quote_tick" in data_types:
+        # Every run says how many of its taker fills beat the quoted top: the fill model's fidelity, measured.
+        audit = audit_fills(fills, catalog_path)
+        summary["fill_audit"] = audit.to_dict()
+        write_audit(audit, staging)
     _write_run(staging, variant, venue, fills, orders_report, positions_report, account_report, equity, summary)
     if tearsheet:
         write_tearsheet(staging / "tearsheet.html", variant.name, summary, trades, fills, equity)

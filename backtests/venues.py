@@ -6,12 +6,14 @@ a Keel venue model states every choice, and a YAML file in ``configs/venues/`` c
 
 from pathlib import Path
 from typing import Any
+from typing import Literal
 
 import msgspec
 from nautilus_trader.backtest.config import BacktestVenueConfig
 from nautilus_trader.backtest.config import ImportableFeeModelConfig
 from nautilus_trader.backtest.config import ImportableFillModelConfig
 from nautilus_trader.backtest.config import ImportableLatencyModelConfig
+from nautilus_trader.common.config import ImportableActorConfig
 
 from keel.config_files import load_struct
 from keel.settings import CONFIGS_DIR
@@ -82,43 +84,68 @@ class LatencyKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """
-    How orders fill against the book.
+    How orders fill against the market.
 
     Parameters
     ----------
+    model : str, default "tape"
+        ``tape``: taker orders fill against the book the tape shows at matching time, the latest quote as its
+        top, minus what trades since have taken, depth beyond it from the L2 deltas
+        (``keel.backtests.tape_fills``). ``book``: nautilus's own L2 book, rebuilt from deltas only: on Binance
+        its top can be up to one depth update (100 ms) stale, and fills come at levels already traded through.
+    queue_model : str, default "trades_only"
+        How a resting limit order waits its turn. ``trades_only`` (nautilus's ``queue_position``): the queue
+        ahead is the visible size at its price when the venue accepts it, and only trades at that price reduce
+        it (cancels ahead are not credited, a pessimistic choice); the order fills with what trades leave
+        beyond the queue. ``none``: it fills as soon as a trade reaches its price, as if first in line.
     prob_fill_on_limit : float, default 1.0
-        Probability a resting limit order fills when the market trades at its price.
+        Probability a resting limit order fills when the market is exactly at its price (nautilus rolls it
+        at each touch).
     prob_slippage : float, default 0.0
-        Probability a market order slips one tick beyond the book (L1 books only; L2 walks the book).
+        Probability a market order slips one tick beyond the book (nautilus applies it to L1 books only).
     random_seed : int, default 42
         Seed of the fill model, fixed so a run is repeatable (it also seeds Python's global ``random``).
     liquidity_consumption : bool, default True
         Fills consume the level's liquidity until fresh data arrives, so two orders cannot both take the same
         size (nautilus_trader#2564).
     trade_execution : bool, default True
-        Trades, not only book updates, can fill resting orders.
-    queue_position : bool, default False
-        Track queue position for passive orders (needs trades).
+        Trades, not only book updates, can fill resting orders (required by the queue models).
 
     """
 
+    model: Literal["tape", "book"] = "tape"
+    queue_model: Literal["trades_only", "none"] = "trades_only"
     prob_fill_on_limit: float = 1.0
     prob_slippage: float = 0.0
     random_seed: int = 42
     liquidity_consumption: bool = True
     trade_execution: bool = True
-    queue_position: bool = False
 
     def to_config(self) -> ImportableFillModelConfig:
+        config = {"prob_fill_on_limit": self.prob_fill_on_limit, "prob_slippage": self.prob_slippage, "random_seed": self.random_seed}
+        if self.model == "tape":
+            return ImportableFillModelConfig(
+                fill_model_path="keel.backtests.tape_fills:TapeFillModel",
+                config_path="keel.backtests.tape_fills:TapeFillModelConfig",
+                config=config,
+            )
         return ImportableFillModelConfig(
             fill_model_path="nautilus_trader.backtest.models:FillModel",
             config_path="nautilus_trader.backtest.config:FillModelConfig",
-            config={
-                "prob_fill_on_limit": self.prob_fill_on_limit,
-                "prob_slippage": self.prob_slippage,
-                "random_seed": self.random_seed,
-            },
+            config=config,
         )
+
+    def modules(self) -> list[ImportableActorConfig]:
+        """Return the simulation modules the fill model needs (the tape model reads the exchange's state)."""
+        if self.model != "tape":
+            return []
+        return [
+            ImportableActorConfig(
+                actor_path="keel.backtests.tape_fills:TapeFillBinder",
+                config_path="keel.backtests.tape_fills:TapeFillBinderConfig",
+                config={},
+            ),
+        ]
 
 
 class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -173,7 +200,8 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             fill_model=self.fills.to_config(),
             trade_execution=self.fills.trade_execution,
             liquidity_consumption=self.fills.liquidity_consumption,
-            queue_position=self.fills.queue_position,
+            queue_position=self.fills.queue_model == "trades_only",
+            modules=self.fills.modules() or None,
         )
 
     def to_primitives(self) -> dict[str, Any]:
@@ -201,6 +229,8 @@ def load_venue_model(path: str | Path) -> VenueModel:
         model.fees.to_config()
     except VenueModelError as error:
         raise VenueModelError(f"{path}: {error}") from error
+    if model.fills.queue_model == "trades_only" and not model.fills.trade_execution:
+        raise VenueModelError(f"{path}: fills.queue_model 'trades_only' needs fills.trade_execution: true (trades drive the queue)")
     return model
 
 
