@@ -3,7 +3,7 @@ A loopback Binance spot venue for live sessions without a real exchange.
 
 ``BinanceSpotEmulator`` speaks what nautilus 1.231's Binance spot adapter uses (REST, market streams,
 WS-API user data) on one 127.0.0.1 port, replays a ParquetDataCatalog as the market, and matches the
-account's orders against the replayed book. ``EmulatorThread`` runs it beside a ``TradingNode``.
+account's orders against the freshest book its replayed depth, bookTicker and trades reveal (``VenueView``). ``EmulatorThread`` runs it beside a ``TradingNode``.
 """
 
 from keel.live.emulator.config import EmulatorConfig

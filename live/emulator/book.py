@@ -1,6 +1,5 @@
-"""The venue's L2 order book for one symbol: price levels per side, as replayed and as consumed by takers."""
+"""The venue's L2 depth book for one symbol: price levels per side, as replayed and as consumed by own takers."""
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 BUY = "BUY"
@@ -54,18 +53,6 @@ class L2Book:
         """Return the levels of ``side`` best first."""
         levels = self.side(side)
         return sorted(levels.items(), reverse=side == BUY)
-
-    def levels_for_taker(self, taker_side: str, limit_price: Decimal | None) -> Iterator[tuple[Decimal, Decimal]]:
-        """
-        Yield the levels a taker on ``taker_side`` would hit, best first, within ``limit_price`` if given.
-
-        A buyer hits asks priced at or below its limit; a seller hits bids at or above it.
-        """
-        maker_side = SELL if taker_side == BUY else BUY
-        for price, quantity in self.levels(maker_side):
-            if limit_price is not None and (price > limit_price if taker_side == BUY else price < limit_price):
-                return
-            yield price, quantity
 
     def snapshot(self, depth: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """Return the best ``depth`` bid and ask levels, best first."""

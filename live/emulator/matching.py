@@ -1,17 +1,24 @@
 """
-The venue's matching engine: the account's own orders against the replayed L2 book and trade prints.
+The venue's matching engine: the account's own orders against the venue's book and trade prints.
+
+"The book" is each symbol's ``VenueView``: the freshest state the replayed depth diffs, bookTicker and
+trades reveal at the order's arrival, each at its own timestamp (rules in ``keel.live.emulator.venue_view``).
+This engine shares no code with the backtest's fill model, so the gate compares two implementations.
 
 Rules (Binance spot semantics where they apply):
 
 - MARKET walks the opposite side of the book as taker; each level hit is one TRADE with its own trade id.
-  Liquidity it takes is removed from the book (and streamed as a depth diff by the venue). Whatever the
-  book cannot fill EXPIRES.
+  Liquidity it takes is removed from the book (and, where the depth book has the level, streamed as a
+  depth diff by the venue). Whatever the book cannot fill EXPIRES.
 - LIMIT GTC takes what crosses at submission (taker, at book prices up to the limit) and rests the rest;
   IOC expires the rest; FOK fills completely at submission or expires without fills.
 - LIMIT_MAKER (post-only) is rejected with -2010 "Order would immediately match and take." if it crosses.
 - A resting order fills as MAKER, at its own price, when a replayed trade prints strictly THROUGH it (a buy
-  below its price, a sell above): a print at the price only touches it (cf. bbgo#2555), and a print through
-  means the level was used up. It fills as TAKER, at book prices, when the book moves to or through it.
+  below its price, a sell above): a print through means the level was used up. A print AT its price by the
+  opposite aggressor first consumes the visible queue ahead of the order (``QueuePosition``: the book's size
+  at its price when it arrived, capped whenever the level shrinks below it); only the quantity beyond the
+  queue fills it. Own orders resting at one price share a print in arrival order. A resting order fills as
+  TAKER, at book prices, when the book (depth or bookTicker) moves to or through it.
 - Balances: a LIMIT locks its notional (buy, quote asset) or quantity (sell, base asset) at NEW; a MARKET
   locks what it needs for the walk. Commission is charged in the asset received (buy: base, sell: quote)
   at the maker or taker rate.
@@ -32,7 +39,11 @@ from keel.live.emulator.book import BUY
 from keel.live.emulator.book import SELL
 from keel.live.emulator.book import L2Book
 from keel.live.emulator.faults import Faults
+from keel.live.emulator.feed import QuotePrint
+from keel.live.emulator.feed import TradePrint
 from keel.live.emulator.symbols import SymbolSpec
+from keel.live.emulator.venue_view import QueuePosition
+from keel.live.emulator.venue_view import VenueView
 
 POST_ONLY_REJECT_MSG = "Order would immediately match and take."
 INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested action."
@@ -88,7 +99,11 @@ class NewOrder:
 
 @dataclass
 class Order:
-    """An order at the venue, as its reports describe it (mutable while open)."""
+    """
+    An order at the venue, as its reports describe it (mutable while open).
+
+    ``queue`` is the visible quantity ahead of it at its price while it rests (None before it rests).
+    """
 
     order_id: int
     client_order_id: str
@@ -108,6 +123,7 @@ class Order:
     lock_asset: str = ""
     locked: Decimal = _ZERO
     counted_for_drop: bool = False
+    queue: QueuePosition | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -186,7 +202,9 @@ class MatchingEngine:
     specs : dict[str, SymbolSpec]
         Listed symbols by venue symbol.
     books : dict[str, L2Book]
-        The books the venue streams, by venue symbol (shared with the replay, which updates them).
+        The depth books the venue streams, by venue symbol (shared with the replay, which applies the depth
+        diffs to them). The engine matches against a ``VenueView`` over each (``views``), which the replay
+        keeps current through ``on_depth_changed``, ``on_quote`` and ``on_trade``.
     balances : SpotBalances
         The account's balances.
     faults : Faults
@@ -205,6 +223,7 @@ class MatchingEngine:
     ) -> None:
         self.specs = specs
         self.books = books
+        self.views = {symbol: VenueView(book) for symbol, book in books.items()}
         self.balances = balances
         self.faults = faults
         self._order_ids = itertools.count(first_order_id)
@@ -257,10 +276,10 @@ class MatchingEngine:
         """
         spec = self._spec(request.symbol)
         self._validate(request, spec)
-        book = self.books[request.symbol]
-        if request.order_type == "LIMIT_MAKER" and any(True for _ in book.levels_for_taker(request.side, request.price)):
+        view = self.views[request.symbol]
+        if request.order_type == "LIMIT_MAKER" and any(True for _ in view.levels_for_taker(request.side, request.price)):
             raise VenueRejection(-2010, POST_ONLY_REJECT_MSG)
-        plan = self._taker_plan(request, spec, book)
+        plan = self._taker_plan(request, spec, view)
         lock_asset, lock_amount = self._reservation(request, spec, plan)
         try:
             self.balances.lock(lock_asset, lock_amount)
@@ -296,9 +315,11 @@ class MatchingEngine:
             self._close(order, "EXPIRED", now_ms, events)
             return order, events
         for price, quantity in plan:
-            self._take_level(order, spec, book, price, quantity, now_ms, events)
+            self._take_level(order, spec, view, price, quantity, now_ms, events)
         if order.status != "FILLED" and (order.order_type == "MARKET" or order.time_in_force in ("IOC", "FOK")):
             self._close(order, "EXPIRED", now_ms, events)
+        if order.is_open:
+            order.queue = QueuePosition(view.size_at(order.side, order.price))
         return order, events
 
     def cancel(self, symbol: str, order_id: int | None, client_order_id: str | None, now_ms: int) -> tuple[Order, list[VenueEvent]]:
@@ -329,35 +350,47 @@ class MatchingEngine:
 
     # -- market events ---------------------------------------------------------------------------------------
 
-    def on_trade(self, symbol: str, price: Decimal, now_ms: int) -> list[VenueEvent]:
-        """Fill, as maker at their own price, the resting orders a trade print at ``price`` went through."""
+    def on_trade(self, trade: TradePrint, now_ms: int) -> list[VenueEvent]:
+        """
+        Take a replayed trade print into the book; fill, as maker at their own price, the resting orders it
+        went through and those whose queue it used up.
+        """
         events: list[VenueEvent] = []
-        spec = self.specs[symbol]
-        for order in self.open_orders(symbol):
-            through = price < order.price if order.side == BUY else price > order.price
-            if not through:
+        spec = self.specs[trade.symbol]
+        view = self.views[trade.symbol]
+        view.on_trade(trade)
+        # The side whose resting orders the aggressor hit (``m``: the buyer was the maker).
+        hit_side = BUY if trade.buyer_is_maker else SELL
+        at_price_left = trade.quantity
+        for order in self.open_orders(trade.symbol):
+            if trade.price < order.price if order.side == BUY else trade.price > order.price:
+                quantity = order.remaining
+            elif trade.price == order.price and order.side == hit_side and order.queue is not None:
+                quantity = min(order.remaining, order.queue.on_trade_at_price(trade.quantity), at_price_left)
+                at_price_left -= quantity
+                if quantity <= 0:
+                    continue
+            else:
                 continue
             if self._drops_this_fill(order):
                 self._close(order, "EXPIRED", now_ms, events)
                 continue
-            self._fill(order, spec, order.price, order.remaining, is_maker=True, now_ms=now_ms, events=events)
+            self._fill(order, spec, order.price, quantity, is_maker=True, now_ms=now_ms, events=events)
+        self._cap_queues(view, trade.symbol)
         return events
 
-    def on_book_changed(self, symbol: str, now_ms: int) -> list[VenueEvent]:
-        """Fill, as taker at book prices, the resting orders the book has moved to or through."""
-        events: list[VenueEvent] = []
-        spec = self.specs[symbol]
-        book = self.books[symbol]
-        for order in sorted(self.open_orders(symbol), key=lambda o: (-o.price if o.side == BUY else o.price, o.order_id)):
-            plan = _walk(book, order.side, order.price, order.remaining)
-            if not plan:
-                continue
-            if self._drops_this_fill(order):
-                self._close(order, "EXPIRED", now_ms, events)
-                continue
-            for price, quantity in plan:
-                self._take_level(order, spec, book, price, quantity, now_ms, events)
-        return events
+    def on_quote(self, quote: QuotePrint, now_ms: int) -> list[VenueEvent]:
+        """Take a replayed bookTicker into the book; fill, as taker, the resting orders the book now crosses."""
+        self.views[quote.symbol].on_quote(quote)
+        return self._on_book_moved(quote.symbol, now_ms)
+
+    def on_depth_changed(self, symbol: str, ts_init: int, now_ms: int) -> list[VenueEvent]:
+        """
+        Record that a replayed depth change as of ``ts_init`` was applied to the depth book of ``symbol``;
+        fill, as taker, the resting orders the book now crosses.
+        """
+        self.views[symbol].on_depth(ts_init)
+        return self._on_book_moved(symbol, now_ms)
 
     # -- internals -------------------------------------------------------------------------------------------
 
@@ -394,20 +427,42 @@ class MatchingEngine:
                 raise VenueRejection(-1013, "Filter failure: LOT_SIZE")
             if request.order_type == "MARKET" and spec.market_max_qty > 0 and quantity > spec.market_max_qty:
                 raise VenueRejection(-1013, "Filter failure: MARKET_LOT_SIZE")
-        if spec.min_notional > 0 and _notional(request, self.books[request.symbol]) < spec.min_notional:
+        if spec.min_notional > 0 and _notional(request, self.views[request.symbol]) < spec.min_notional:
             raise VenueRejection(-1013, f"Filter failure: {spec.notional_filter}")
         if spec.max_num_orders and len(self.open_orders(request.symbol)) >= spec.max_num_orders:
             raise VenueRejection(-1013, "Filter failure: MAX_NUM_ORDERS")
 
-    def _taker_plan(self, request: NewOrder, spec: SymbolSpec, book: L2Book) -> list[tuple[Decimal, Decimal]]:
+    def _on_book_moved(self, symbol: str, now_ms: int) -> list[VenueEvent]:
+        """Fill, as taker at book prices, the resting orders the book has moved to or through; cap the queues."""
+        events: list[VenueEvent] = []
+        spec = self.specs[symbol]
+        view = self.views[symbol]
+        for order in sorted(self.open_orders(symbol), key=lambda o: (-o.price if o.side == BUY else o.price, o.order_id)):
+            plan = _walk(view, order.side, order.price, order.remaining)
+            if not plan:
+                continue
+            if self._drops_this_fill(order):
+                self._close(order, "EXPIRED", now_ms, events)
+                continue
+            for price, quantity in plan:
+                self._take_level(order, spec, view, price, quantity, now_ms, events)
+        self._cap_queues(view, symbol)
+        return events
+
+    def _cap_queues(self, view: VenueView, symbol: str) -> None:
+        for order in self.open_orders(symbol):
+            if order.queue is not None:
+                order.queue.on_level_size(view.size_at(order.side, order.price))
+
+    def _taker_plan(self, request: NewOrder, spec: SymbolSpec, view: VenueView) -> list[tuple[Decimal, Decimal]]:
         if request.order_type == "LIMIT_MAKER":
             return []
         limit = request.price if request.order_type == "LIMIT" else None
         if request.quote_order_qty is None:
-            return _walk(book, request.side, limit, request.quantity or _ZERO)
+            return _walk(view, request.side, limit, request.quantity or _ZERO)
         plan: list[tuple[Decimal, Decimal]] = []
         budget = request.quote_order_qty
-        for price, available in book.levels_for_taker(request.side, None):
+        for price, available in view.levels_for_taker(request.side, None):
             fill_price = self._slipped(price, request.side, spec)
             quantity = min(available, _floor_to(budget / fill_price, spec.step_size))
             if quantity <= 0:
@@ -437,11 +492,11 @@ class MatchingEngine:
         every = self.faults.drop_fill_every
         return every > 0 and self._orders_that_would_fill % every == 0
 
-    def _take_level(self, order: Order, spec: SymbolSpec, book: L2Book, price: Decimal, quantity: Decimal, now_ms: int, events: list[VenueEvent]) -> None:
+    def _take_level(self, order: Order, spec: SymbolSpec, view: VenueView, price: Decimal, quantity: Decimal, now_ms: int, events: list[VenueEvent]) -> None:
         maker_side = SELL if order.side == BUY else BUY
-        left = book.side(maker_side).get(price, _ZERO) - quantity
-        book.set_level(maker_side, price, max(left, _ZERO))
-        events.append(BookLevelEvent(order.symbol, maker_side, price, max(left, _ZERO)))
+        depth_left = view.take(maker_side, price, quantity)
+        if depth_left is not None:
+            events.append(BookLevelEvent(order.symbol, maker_side, price, depth_left))
         self._fill(order, spec, price, quantity, is_maker=False, now_ms=now_ms, events=events)
 
     def _fill(self, order: Order, spec: SymbolSpec, price: Decimal, quantity: Decimal, *, is_maker: bool, now_ms: int, events: list[VenueEvent]) -> None:
@@ -516,11 +571,11 @@ class MatchingEngine:
         return (price * factor / spec.tick_size).to_integral_value(rounding) * spec.tick_size
 
 
-def _walk(book: L2Book, side: str, limit: Decimal | None, quantity: Decimal) -> list[tuple[Decimal, Decimal]]:
+def _walk(view: VenueView, side: str, limit: Decimal | None, quantity: Decimal) -> list[tuple[Decimal, Decimal]]:
     """Return the (price, quantity) a taker on ``side`` would take, best level first, up to ``quantity``."""
     plan: list[tuple[Decimal, Decimal]] = []
     left = quantity
-    for price, available in book.levels_for_taker(side, limit):
+    for price, available in view.levels_for_taker(side, limit):
         if left <= 0:
             break
         take = min(available, left)
@@ -529,14 +584,14 @@ def _walk(book: L2Book, side: str, limit: Decimal | None, quantity: Decimal) -> 
     return plan
 
 
-def _notional(request: NewOrder, book: L2Book) -> Decimal:
+def _notional(request: NewOrder, view: VenueView) -> Decimal:
     if request.quote_order_qty is not None:
         return request.quote_order_qty
     quantity = request.quantity or _ZERO
     if request.price is not None:
         return request.price * quantity
     # A market order is measured at the price it would trade at first, like the venue's reference price.
-    best = book.best_ask() if request.side == BUY else book.best_bid()
+    best = view.best(SELL if request.side == BUY else BUY)
     return best[0] * quantity if best else Decimal("Infinity")
 
 

@@ -3,7 +3,8 @@
 
 Routes: ``/stream`` market streams, ``/ws-api/v3`` the WebSocket API (user data), ``/_emulator/faults``
 the admin endpoint (no such path exists on the real venue), everything else REST. The market is a replay of
-catalog data re-stamped to the wall clock; the account's orders match against the replayed book.
+catalog data re-stamped to the wall clock; the account's orders match against the freshest book the replayed
+depth, bookTicker and trades reveal (``keel.live.emulator.venue_view``).
 """
 
 import asyncio
@@ -135,6 +136,7 @@ class BinanceSpotEmulator:
         self.market = MarketStreams(self.specs, self.books)
         for change in feed.warmup:
             self.market.apply(change)
+            self.engine.on_depth_changed(change.symbol, change.ts_init, now_ms())
         checker = SignatureChecker(config.api_secret)
         self._ws_api = WsApi(config.api_key, checker, config.require_ed25519_logon, now_ms, self._log)
         self._rest = RestApi(config.api_key, checker, self.specs, self.engine, balances, self.market, self.faults, self._publish)
@@ -257,12 +259,13 @@ class BinanceSpotEmulator:
         now = now_ms()
         if isinstance(event, TradePrint):
             self.market.publish_trade(event, now)
-            self._publish(self.engine.on_trade(event.symbol, event.price, now))
+            self._publish(self.engine.on_trade(event, now))
         elif isinstance(event, QuotePrint):
             self.market.publish_quote(event)
+            self._publish(self.engine.on_quote(event, now))
         elif isinstance(event, DepthChange):
             self.market.publish_depth(event.symbol, self.market.apply(event), now)
-            self._publish(self.engine.on_book_changed(event.symbol, now))
+            self._publish(self.engine.on_depth_changed(event.symbol, event.ts_init, now))
 
     async def _flush_slow_depth(self) -> None:
         assert self.market is not None

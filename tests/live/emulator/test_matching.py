@@ -10,6 +10,8 @@ from keel.live.emulator.book import BUY
 from keel.live.emulator.book import SELL
 from keel.live.emulator.book import L2Book
 from keel.live.emulator.faults import Faults
+from keel.live.emulator.feed import QuotePrint
+from keel.live.emulator.feed import TradePrint
 from keel.live.emulator.feed import load_market_feed
 from keel.live.emulator.market import MarketStreams
 from keel.live.emulator.matching import BalanceEvent
@@ -124,29 +126,83 @@ def test_resting_limit_locks_quote_and_cancel_releases_it(sample_btc_book: tuple
     assert rejection.value.code == -2011
 
 
-def test_resting_buy_fills_only_when_a_trade_prints_through_it(sample_btc_book: tuple) -> None:
+def trade(price: Decimal, quantity: str, seller_aggressor: bool, ts_init: int) -> TradePrint:
+    return TradePrint(ts_init, "BTCUSDT", ts_init, price, Decimal(quantity), buyer_is_maker=seller_aggressor)
+
+
+def test_resting_buy_fills_when_a_trade_prints_through_it_whatever_its_queue(sample_btc_book: tuple) -> None:
     engine = make_engine(sample_btc_book)
     placed, _ = engine.submit(order(BUY, "LIMIT", "0.01000", str(BEST_BID), "GTC"), NOW)
 
-    assert engine.on_trade("BTCUSDT", BEST_BID, NOW + 1) == []
+    assert engine.on_trade(trade(BEST_BID, "0.50000", True, 1), NOW + 1) == []
     assert placed.status == "NEW"
 
-    events = engine.on_trade("BTCUSDT", BEST_BID - Decimal("0.01"), NOW + 2)
+    events = engine.on_trade(trade(BEST_BID - Decimal("0.01"), "0.00100", True, 2), NOW + 2)
 
-    (trade,) = executions(events)
-    assert trade.execution_type == "TRADE" and trade.fill.is_maker
-    assert trade.fill.price == BEST_BID and placed.status == "FILLED"
+    (fill,) = executions(events)
+    assert fill.execution_type == "TRADE" and fill.fill.is_maker
+    assert fill.fill.price == BEST_BID and placed.status == "FILLED"
+
+
+def test_resting_buy_at_a_level_fills_only_once_prints_at_its_price_used_up_the_queue_ahead(sample_btc_book: tuple) -> None:
+    engine = make_engine(sample_btc_book)
+    placed, _ = engine.submit(order(BUY, "LIMIT", "0.01000", str(BEST_BID), "GTC"), NOW)
+    assert placed.queue is not None and placed.queue.ahead == BEST_BID_QTY  # 3.78826 visible ahead
+
+    # A BUYER print (at the ask) does not touch the bid queue; SELLER prints at the price eat it first.
+    assert engine.on_trade(trade(BEST_ASK, "0.50000", False, 1), NOW) == []
+    assert placed.queue.ahead == BEST_BID_QTY
+    assert engine.on_trade(trade(BEST_BID, "3.78000", True, 2), NOW) == []
+    assert placed.queue.ahead == Decimal("0.00826")
+
+    events = engine.on_trade(trade(BEST_BID, "0.01326", True, 3), NOW)
+
+    (fill,) = executions(events)
+    assert (fill.fill.price, fill.fill.quantity, fill.fill.is_maker) == (BEST_BID, Decimal("0.00500"), True)
+    assert placed.status == "PARTIALLY_FILLED" and placed.queue.ahead == 0
+
+
+def test_a_level_that_shrinks_below_the_queue_ahead_caps_the_queue(sample_btc_book: tuple) -> None:
+    engine = make_engine(sample_btc_book)
+    placed, _ = engine.submit(order(BUY, "LIMIT", "0.01000", str(BEST_BID), "GTC"), NOW)
+
+    engine.books["BTCUSDT"].set_level(BUY, BEST_BID, Decimal("0.20000"))
+    engine.on_depth_changed("BTCUSDT", 1, NOW)
+    assert placed.queue is not None and placed.queue.ahead == Decimal("0.20000")
+    # The level growing again does not push the order back.
+    engine.books["BTCUSDT"].set_level(BUY, BEST_BID, Decimal("2.00000"))
+    engine.on_depth_changed("BTCUSDT", 2, NOW)
+    assert placed.queue.ahead == Decimal("0.20000")
+
+    events = engine.on_trade(trade(BEST_BID, "0.21000", True, 3), NOW)
+
+    assert [e.fill.quantity for e in executions(events)] == [Decimal("0.01000")]
+    assert placed.status == "FILLED"
+
+
+def test_market_buy_takes_the_newer_book_ticker_not_the_stale_depth_top(sample_btc_book: tuple) -> None:
+    engine = make_engine(sample_btc_book)
+    depth_asks = engine.books["BTCUSDT"].levels(SELL)
+    ticker_ask = depth_asks[1][0]
+    engine.on_quote(QuotePrint(1, "BTCUSDT", BEST_BID, BEST_BID_QTY, ticker_ask, Decimal("0.00100")), NOW)
+
+    placed, events = engine.submit(order(BUY, "MARKET", str(Decimal("0.00100") + depth_asks[2][1])), NOW)
+
+    fills = [(r.fill.price, r.fill.quantity) for r in executions(events) if r.fill]
+    # The ticker's size at its price, then depth behind it; the stale depth top is gone.
+    assert fills == [(ticker_ask, Decimal("0.00100")), depth_asks[2]]
+    assert placed.status == "FILLED"
 
 
 def test_resting_sell_fills_as_taker_when_the_book_moves_through_it(sample_btc_book: tuple) -> None:
     engine = make_engine(sample_btc_book, BTC="1")
     price = BEST_ASK + Decimal("1.00")
     placed, _ = engine.submit(order(SELL, "LIMIT", "0.05000", str(price), "GTC"), NOW)
-    assert engine.on_book_changed("BTCUSDT", NOW + 1) == []
+    assert engine.on_depth_changed("BTCUSDT", 1, NOW + 1) == []
 
     engine.books["BTCUSDT"].set_level(BUY, price + Decimal("0.50"), Decimal("0.02000"))
     engine.books["BTCUSDT"].set_level(BUY, price, Decimal("1.00000"))
-    events = engine.on_book_changed("BTCUSDT", NOW + 2)
+    events = engine.on_depth_changed("BTCUSDT", 2, NOW + 2)
 
     trades = [r for r in executions(events) if r.execution_type == "TRADE"]
     assert [(t.fill.price, t.fill.quantity, t.fill.is_maker) for t in trades] == [

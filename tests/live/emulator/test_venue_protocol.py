@@ -168,7 +168,7 @@ def test_user_data_reports_decode_with_nautilus_schemas_in_venue_order(sample_ca
 def test_post_only_rejection_and_unknown_order_use_binance_codes(sample_catalog: Path) -> None:
     async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
         url = f"{emulator.http_url}/api/v3/order"
-        best_ask = emulator.books["BTCUSDT"].best_ask()[0]
+        best_ask = emulator.engine.views["BTCUSDT"].best("SELL")[0]
         status, error = await rest(session, "POST", url, hmac_signed(timestamped(symbol="BTCUSDT", side="BUY", type="LIMIT_MAKER", quantity="0.00100", price=str(best_ask))))
         cancel_status, cancel = await rest(session, "DELETE", url, hmac_signed(timestamped(symbol="BTCUSDT", orderId=42)))
         query_status, query = await rest(session, "GET", url, hmac_signed(timestamped(symbol="BTCUSDT", orderId=42)))
@@ -223,7 +223,7 @@ def test_faults_admin_endpoint_changes_knobs_at_runtime(sample_catalog: Path) ->
 def test_feed_finishes_and_the_venue_keeps_matching_on_the_last_book(sample_catalog: Path) -> None:
     async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
         await asyncio.wait_for(emulator.feed_finished.wait(), 30)
-        best_bid = emulator.books["BTCUSDT"].best_bid()[0]
+        best_bid = emulator.engine.views["BTCUSDT"].best("BUY")[0]
         order_query = hmac_signed(timestamped(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.00100"))
         status, placed = await rest(session, "POST", f"{emulator.http_url}/api/v3/order", order_query)
         assert status == 200 and placed["status"] == "FILLED"
