@@ -363,7 +363,8 @@ class MatchingEngine:
         hit_side = BUY if trade.buyer_is_maker else SELL
         at_price_left = trade.quantity
         for order in self.open_orders(trade.symbol):
-            if trade.price < order.price if order.side == BUY else trade.price > order.price:
+            through = trade.price < order.price if order.side == BUY else trade.price > order.price
+            if through:
                 quantity = order.remaining
             elif trade.price == order.price and order.side == hit_side and order.queue is not None:
                 quantity = min(order.remaining, order.queue.on_trade_at_price(trade.quantity), at_price_left)

@@ -136,13 +136,12 @@ class VenueView:
     def levels(self, side: str) -> Iterator[tuple[Decimal, Decimal]]:
         """Yield the merged levels of ``side`` (``"BUY"`` = bids, ``"SELL"`` = asks), best first."""
         top = self._ticker_level(side)
-        is_bid = side == BUY
         if top is not None:
             quantity = self._cuts.left(side, top[0], top[1])
             if quantity > 0:
                 yield top[0], quantity
         for price, quantity in self.depth.levels(side):
-            if top is not None and (price >= top[0] if is_bid else price <= top[0]):
+            if top is not None and (price == top[0] or _is_better(side, price, top[0])):
                 continue
             quantity = self._cuts.left(side, price, quantity)
             if quantity > 0:
@@ -166,7 +165,7 @@ class VenueView:
             quantity = self.depth.side(side).get(price, _ZERO)
         elif price == top[0]:
             quantity = top[1]
-        elif price > top[0] if side == BUY else price < top[0]:
+        elif _is_better(side, price, top[0]):
             return _ZERO
         else:
             quantity = self.depth.side(side).get(price, _ZERO)
@@ -216,6 +215,11 @@ class VenueView:
         self._trades, self._cuts = kept, _TradeCuts()
         for trade in kept:
             self._cuts.add(trade)
+
+
+def _is_better(side: str, price: Decimal, other: Decimal) -> bool:
+    """Return whether ``price`` is a better level than ``other`` on ``side`` (a higher bid, a lower ask)."""
+    return price > other if side == BUY else price < other
 
 
 @dataclass

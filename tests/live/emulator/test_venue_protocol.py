@@ -26,6 +26,8 @@ from nautilus_trader.adapters.binance.spot.schemas.user import BinanceSpotOrderU
 from keel.live.emulator import ADMIN_FAULTS_PATH
 from keel.live.emulator import BinanceSpotEmulator
 from keel.live.emulator import EmulatorConfig
+from keel.live.emulator.feed import QuotePrint
+from keel.live.emulator.feed import load_market_feed
 
 # The sample's first BTCUSDT book snapshot (recorder receive time).
 FIRST_SNAPSHOT_NS = 1_723_161_254_206_652_067
@@ -221,15 +223,20 @@ def test_faults_admin_endpoint_changes_knobs_at_runtime(sample_catalog: Path) ->
 
 
 def test_feed_finishes_and_the_venue_keeps_matching_on_the_last_book(sample_catalog: Path) -> None:
+    end_ns = FIRST_SNAPSHOT_NS + 2_000_000_000
+    last_quote = [e for e in load_market_feed(str(sample_catalog), ["BTCUSDT.BINANCE"], None, end_ns).events if isinstance(e, QuotePrint)][-1]
+
     async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
         await asyncio.wait_for(emulator.feed_finished.wait(), 30)
+        # The replay hands every bookTicker to the matching view, not only to the stream.
+        assert emulator.engine is not None and emulator.engine.views["BTCUSDT"].quote == last_quote
         best_bid = emulator.engine.views["BTCUSDT"].best("BUY")[0]
         order_query = hmac_signed(timestamped(symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.00100"))
         status, placed = await rest(session, "POST", f"{emulator.http_url}/api/v3/order", order_query)
         assert status == 200 and placed["status"] == "FILLED"
         assert placed["fills"][0]["price"] == f"{best_bid:.8f}"
 
-    run_with_emulator(config(sample_catalog, end_ns=FIRST_SNAPSHOT_NS + 2_000_000_000), body)
+    run_with_emulator(config(sample_catalog, end_ns=end_ns), body)
 
 
 def test_config_refuses_non_loopback_hosts(sample_catalog: Path) -> None:
