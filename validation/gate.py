@@ -1,115 +1,59 @@
 """The promotion gate: replay a backtest over a recorded live session and compare it with the live fills.
 
 A session folder (written by ``keel live``) holds the variant that ran, the market data the node received
-(as a catalog), the window and the live fills. The gate backtests the same variant file over exactly that
-data and window, matches orders (``keel.validation.matching``), compares P&L by component (gross, fees, net,
-as hftbacktest#67 taught: totals can agree while components do not), applies the thresholds of
-``configs/gate.yaml`` and writes ``gate_report.json`` and ``gate_report.md``.
+(as a catalog), the window, the live fills and order events, sealed by a manifest. The gate first checks the
+folder (``keel.validation.recorded_session``: refused, exit 2, unless complete, unchanged since recording,
+completed and self-consistent), then backtests the same variant file over exactly that data and window,
+matches orders (``keel.validation.matching``), runs every check of ``keel.validation.checks`` against the
+thresholds of ``configs/gate.yaml``, writes ``gate_report.json``, ``gate_report.md`` and ``gate_report.html``,
+and appends the decision to the log (``keel.validation.decisions``), refusals included.
 """
 
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from typing import Literal
 
 import msgspec
 import polars as pl
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from keel.backtests.performance import fill_cash_flows
+from keel.backtests.runner import BacktestInputError
 from keel.backtests.runner import run_backtest
 from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_model_for
-from keel.config_files import load_struct
-from keel.fills import read_fills
-from keel.live.session_layout import ORDERS_PARQUET
-from keel.settings import CONFIGS_DIR
-from keel.validation.latency import median_round_trip_ms
+from keel.live.session_layout import GATE_DIR
+from keel.live.session_layout import MANIFEST_JSON
+from keel.validation.backtest_cache import backtest_key
+from keel.validation.backtest_cache import cached_backtest
+from keel.validation.checks import PNL_COMPONENTS
+from keel.validation.checks import Check
+from keel.validation.checks import build_checks
+from keel.validation.checks import live_slippage
+from keel.validation.checks import pnl_by_component
+from keel.validation.decisions import GATE
+from keel.validation.decisions import Decision
+from keel.validation.decisions import append_decision
+from keel.validation.decisions import operator_name
+from keel.validation.errors import GateInputError
+from keel.validation.html_report import write_html_report
+from keel.validation.latency import order_round_trips_ms
 from keel.validation.matching import Matching
 from keel.validation.matching import match_orders
 from keel.validation.matching import orders_from_fills
+from keel.validation.recorded_session import RecordedSession
+from keel.validation.recorded_session import file_sha256
+from keel.validation.recorded_session import load_recorded_session
+from keel.validation.thresholds import GateThresholds
+from keel.validation.thresholds import load_thresholds
+from keel.validation.thresholds import resolve_thresholds_path
 from keel.variant import Variant
+from keel.variant import VariantError
 from keel.variant import load_variant
 
-DEFAULT_THRESHOLDS = CONFIGS_DIR / "gate.yaml"
-
-
-class GateInputError(ValueError):
-    """The session folder, variant or thresholds file is missing or malformed."""
-
-
-class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """
-    What a session must meet to be promoted.
-
-    Parameters
-    ----------
-    match_tolerance_ms : float
-        Largest time lag at which a live order can be the twin of a backtest order.
-    min_live_orders : int
-        Fewest filled live orders; a session that never traded validates nothing.
-    min_match_ratio : float
-        Matched orders over the order count of the busier side.
-    max_unmatched_backtest : int
-        Most backtest orders without a live twin.
-    max_unmatched_live : int
-        Most live orders without a backtest twin.
-    max_median_price_dev_bps : float
-        Largest median signed price deviation (positive = live worse), bps: systematic slippage. The median,
-        not the mean, so one fill delayed by a busy node in a fast market fails the p95 check, not this one.
-    max_p95_abs_price_dev_bps : float
-        Largest 95th percentile of absolute price deviation, bps.
-    max_abs_median_lag_ms : float
-        Largest absolute median time lag (live - backtest), ms.
-    max_pnl_diff_bps_of_notional : float
-        Largest difference of each P&L component (gross, fees, net), in bps of the live traded notional.
-    max_extra_refused_live : int
-        Most live orders the venue expired or rejected beyond those the backtest's venue did. Matching sees
-        only filled orders, and a strategy that sends an order again when one expires can heal the fill
-        sequence; this check sees the venue that kept refusing it.
-    backtest_latency : str
-        ``measured``: the backtest over the session uses the session's median order round trip as its latency
-        (``keel.validation.latency``); ``venue_model``: the venue model's latency as configured.
-
-    """
-
-    match_tolerance_ms: float = 5000.0
-    min_live_orders: int = 1
-    min_match_ratio: float = 0.9
-    max_unmatched_backtest: int = 1
-    max_unmatched_live: int = 1
-    max_median_price_dev_bps: float = 1.0
-    max_p95_abs_price_dev_bps: float = 5.0
-    max_abs_median_lag_ms: float = 1000.0
-    max_pnl_diff_bps_of_notional: float = 2.0
-    max_extra_refused_live: int = 0
-    backtest_latency: Literal["measured", "venue_model"] = "measured"
-
-
-@dataclass(frozen=True)
-class Check:
-    """
-    One gate check.
-
-    Parameters
-    ----------
-    name : str
-        What is measured.
-    value : float | None
-        The measurement (None when it cannot be measured, e.g. no matched order).
-    limit : str
-        The threshold, as text (e.g. ``<= 1.0``).
-    passed : bool
-        Whether the value meets the threshold.
-
-    """
-
-    name: str
-    value: float | None
-    limit: str
-    passed: bool
+__all__ = ["Check", "GateInputError", "GateReport", "GateThresholds", "load_thresholds", "run_gate"]
 
 
 @dataclass(frozen=True)
@@ -126,15 +70,21 @@ class GateReport:
     checks : list[Check]
         Every check, passed or not.
     pnl : dict[str, dict[str, float]]
-        P&L components (``gross``, ``fees``, ``net``, ``notional``) of ``backtest`` and ``live``.
+        P&L components (``gross``, ``fees``, ``rebates``, ``funding``, ``net``, ``slippage``) and ``notional``
+        of ``backtest`` and ``live``, in the quote currency.
     matching : Matching
         Matched pairs and unmatched orders.
     report_dir : Path
-        Folder with ``gate_report.json``, ``gate_report.md``, ``pairs.parquet`` and the backtest run.
+        Folder with ``gate_report.json``, ``gate_report.md``, ``gate_report.html``, ``pairs.parquet`` and the
+        backtest run.
     backtest_latency_ms : float
         The one-way latency the backtest over the session ran with.
     latency_source : str
         ``measured`` (the session's median order round trip) or ``venue_model``.
+    round_trips_ms : pl.Series
+        The session's order round trips (``OrderSubmitted`` to the venue's first answer), ms.
+    decision : Decision
+        The line appended to the decision log.
 
     """
 
@@ -146,11 +96,8 @@ class GateReport:
     report_dir: Path
     backtest_latency_ms: float
     latency_source: str
-
-
-def load_thresholds(path: str | Path | None = None) -> GateThresholds:
-    """Load a thresholds file (default ``configs/gate.yaml``)."""
-    return load_struct(Path(path) if path else DEFAULT_THRESHOLDS, GateThresholds, GateInputError, "gate thresholds")
+    round_trips_ms: pl.Series
+    decision: Decision
 
 
 def run_gate(
@@ -159,49 +106,106 @@ def run_gate(
     thresholds_path: str | Path | None = None,
     out_dir: str | Path | None = None,
     log_to_mlflow: bool = True,
+    backtest_cache: str | Path | None = None,
+    operator: str | None = None,
 ) -> GateReport:
-    """Replay the variant over the session, compare with the live fills, and write the verdict."""
-    session_dir = Path(session_dir)
-    thresholds = load_thresholds(thresholds_path)
+    """
+    Replay the variant over the session, compare with the live fills, write the verdict and put it on record.
+
+    Parameters
+    ----------
+    variant_path : str | Path
+        The variant file the session ran.
+    session_dir : str | Path
+        The session folder.
+    thresholds_path : str | Path, optional
+        Thresholds file; default ``configs/gate.yaml``.
+    out_dir : str | Path, optional
+        Report folder; default ``<session>/gate/<UTC time>/`` (a new one per run, outside the manifest).
+    log_to_mlflow : bool, default True
+        Record the gate's backtest in MLflow.
+    backtest_cache : str | Path, optional
+        Folder of backtests over sessions to reuse (``keel.validation.backtest_cache``); none by default.
+    operator : str, optional
+        Who runs the gate, for the decision log; default ``$KEEL_OPERATOR`` or the login name.
+
+    Raises
+    ------
+    GateInputError
+        For a session folder, variant or thresholds file the gate refuses (recorded as a ``refuse`` decision).
+
+    """
+    record = _decision_inputs(Path(variant_path), Path(session_dir), thresholds_path, operator)
+    try:
+        return _gate(Path(variant_path), Path(session_dir), thresholds_path, out_dir, log_to_mlflow, backtest_cache, record)
+    except (GateInputError, VariantError, BacktestInputError) as error:
+        append_decision(record | {"verdict": "refuse", "reasons": [str(error)], "report_dir": None})
+        raise GateInputError(str(error)) from error
+
+
+def _gate(
+    variant_path: Path,
+    session_dir: Path,
+    thresholds_file: str | Path | None,
+    out_dir: str | Path | None,
+    log_to_mlflow: bool,
+    backtest_cache: str | Path | None,
+    record: dict[str, Any],
+) -> GateReport:
+    thresholds = load_thresholds(thresholds_file)
     variant = load_variant(variant_path)
-    session = _load_session(session_dir)
-    report_dir = Path(out_dir) if out_dir else session_dir / "gate"
+    session = load_recorded_session(session_dir, variant.instrument_id)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    report_dir = Path(out_dir) if out_dir else session.session_dir / GATE_DIR / stamp
     staging = report_dir.with_name(report_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
 
-    mismatch = _variant_mismatch(variant, session["variant"])
-    venue, latency_source = _backtest_venue(variant, session_dir, thresholds)
-    backtest = run_backtest(
-        variant,
-        session_dir / "catalog",
-        run_dir=staging / "backtest",
-        start=session["start_ns"],
-        end=session["end_ns"],
-        venue=venue,
-        log_to_mlflow=log_to_mlflow,
-        experiment="gate",
-        tags={"keel.gate.session": session_dir.name},
-        tearsheet=True,
+    mismatch = _variant_mismatch(variant, session)
+    round_trips = order_round_trips_ms(session.orders)
+    venue, latency_source = _backtest_venue(variant, round_trips, thresholds)
+    key = backtest_key(variant, venue, session.start_ns, session.end_ns, session.catalog_digests)
+    backtest = cached_backtest(
+        Path(backtest_cache) if backtest_cache else None,
+        key,
+        staging / "backtest",
+        lambda run_dir: run_backtest(
+            variant,
+            session.session_dir / "catalog",
+            run_dir=run_dir,
+            start=session.start_ns,
+            end=session.end_ns,
+            venue=venue,
+            log_to_mlflow=log_to_mlflow,
+            experiment="gate",
+            tags={"keel.gate.session": session.session_id},
+            tearsheet=True,
+        ),
     )
-    live_fills = read_fills(session_dir / "fills.parquet")
-    instrument = ParquetDataCatalog(str(session_dir / "catalog")).instruments(instrument_ids=[variant.instrument_id])[0]
-    base = instrument.base_currency.code
-    mark = float(pl.read_parquet(backtest.run_dir / "equity.parquet")["price"][-1])
+    base = session.instrument.base_currency.code
+    equity = pl.read_parquet(backtest.run_dir / "equity.parquet")
+    mark = float(equity["price"][-1])
     matching = match_orders(
         orders_from_fills(backtest.fills, base),
-        orders_from_fills(live_fills, base),
+        orders_from_fills(session.fills, base),
         thresholds.match_tolerance_ms,
     )
-    pnl = {"backtest": _pnl(backtest.fills, base, mark), "live": _pnl(live_fills, base, mark)}
-    refused = {
-        "backtest": _refused_orders(backtest.run_dir / "orders.parquet", "status", _REFUSAL_STATUSES),
-        "live": _refused_orders(session_dir / ORDERS_PARQUET, "event_type", _REFUSAL_EVENTS),
+    backtest_orders = pl.read_parquet(backtest.run_dir / "orders.parquet")
+    matching = _with_order_types(matching, backtest_orders, session.orders)
+    pnl = {
+        "backtest": pnl_by_component(backtest.fills, session.instrument, mark, 0.0),
+        "live": pnl_by_component(session.fills, session.instrument, mark, live_slippage(matching.pairs)),
     }
-    checks = _checks(thresholds, matching, pnl, mismatch, refused)
+    refused = {
+        "backtest": _refused_orders(backtest_orders, "status", _REFUSAL_STATUSES),
+        "live": _refused_orders(session.orders, "event_type", _REFUSAL_EVENTS),
+    }
+    checks = build_checks(thresholds, matching, pnl, mismatch, refused, session, variant.instrument_id)
     reasons = [f"{check.name} = {_fmt(check.value)}, expected {check.limit}" for check in checks if not check.passed]
     if mismatch:
         reasons.insert(0, mismatch)
+    verdict = "promote" if not reasons else "reject"
+    decision = append_decision(record | {"verdict": verdict, "reasons": reasons, "report_dir": str(report_dir)})
     report = GateReport(
         promoted=not reasons,
         reasons=reasons,
@@ -211,63 +215,72 @@ def run_gate(
         report_dir=report_dir,
         backtest_latency_ms=venue.latency.base_ms + venue.latency.insert_ms,
         latency_source=latency_source,
+        round_trips_ms=round_trips,
+        decision=decision,
     )
-    _write_report(staging, report, session_dir, Path(variant_path), thresholds)
+    _write_reports(staging, report, session, variant_path, thresholds, venue, equity, backtest.fills)
     shutil.rmtree(report_dir, ignore_errors=True)
     staging.rename(report_dir)
     return report
 
 
-def _backtest_venue(variant: Variant, session_dir: Path, thresholds: GateThresholds) -> tuple[VenueModel, str]:
+def _decision_inputs(variant_path: Path, session_dir: Path, thresholds_file: str | Path | None, operator: str | None) -> dict[str, Any]:
+    """Return what a decision record says about its inputs; a missing file has no hash (the run is then refused)."""
+    thresholds = resolve_thresholds_path(thresholds_file)
+    manifest = session_dir / MANIFEST_JSON
+    return {
+        "kind": GATE,
+        "operator": operator_name(operator),
+        "variant_path": str(variant_path.resolve()),
+        "variant_sha256": file_sha256(variant_path) if variant_path.is_file() else None,
+        "session_id": session_dir.resolve().name,
+        "session_dir": str(session_dir.resolve()),
+        "session_sha256": file_sha256(manifest) if manifest.is_file() else None,
+        "thresholds_path": str(thresholds.resolve()),
+        "thresholds_sha256": file_sha256(thresholds) if thresholds.is_file() else None,
+    }
+
+
+def _backtest_venue(variant: Variant, round_trips: pl.Series, thresholds: GateThresholds) -> tuple[VenueModel, str]:
     """Return the venue model of the variant, with the session's measured round trip as latency when asked, and which latency it has."""
     venue = venue_model_for(variant.venue)
-    orders_path = session_dir / ORDERS_PARQUET
-    if thresholds.backtest_latency != "measured" or not orders_path.is_file():
+    if thresholds.backtest_latency != "measured":
         return venue, "venue_model"
-    round_trip = median_round_trip_ms(pl.read_parquet(orders_path))
-    if round_trip is None:
-        return venue, "venue_model"
+    if round_trips.len() == 0:
+        # No order was answered: nothing to measure; the session then fails "live orders" anyway.
+        return venue, "venue_model (the session has no answered order to measure)"
     # nautilus' backtest hands the venue's answer back to the strategy at once, live it takes the return leg:
     # the whole round trip on the way in makes the strategy learn of its fills when it did live (its next
     # decision waits on that), at the cost of matching against the book half a round trip late.
-    latency = msgspec.structs.replace(venue.latency, base_ms=round_trip, insert_ms=0.0)
+    latency = msgspec.structs.replace(venue.latency, base_ms=float(round_trips.median()), insert_ms=0.0)
     return msgspec.structs.replace(venue, latency=latency), "measured"
 
 
-def _load_session(session_dir: Path) -> dict[str, Any]:
-    for name in ("session.json", "fills.parquet", "catalog"):
-        if not (session_dir / name).exists():
-            raise GateInputError(f"{session_dir / name}: missing; is {session_dir} a session folder written by `keel live`?")
-    session = json.loads((session_dir / "session.json").read_text())
-    for key in ("variant", "start_ns", "end_ns"):
-        if session.get(key) is None:
-            raise GateInputError(f"{session_dir / 'session.json'}: field {key!r} missing")
-    return session
-
-
-def _variant_mismatch(variant: Variant, recorded: dict[str, Any]) -> str | None:
-    ran = recorded.get("strategy", {})
+def _variant_mismatch(variant: Variant, session: RecordedSession) -> str | None:
     given = msgspec.to_builtins(variant.strategy)
-    if ran != given:
-        return f"the variant given is not the one the session ran: session ran {ran}, given {given}"
+    for where, ran in (
+        ("session.json", session.document["variant"].get("strategy", {})),
+        ("variant.yaml", msgspec.to_builtins(session.recorded_variant.strategy)),
+    ):
+        if ran != given:
+            return f"the variant given is not the one the session ran ({where}): session ran {ran}, given {given}"
     return None
 
 
-def _pnl(fills: pl.DataFrame, base_currency: str, mark: float) -> dict[str, float]:
-    flows = fill_cash_flows(fills, base_currency)
-    if flows.height == 0:
-        return {"gross": 0.0, "fees": 0.0, "net": 0.0, "notional": 0.0}
-    gross = float(flows["quote_gross"].sum() + flows["base_gross"].sum() * mark)
-    fees = float(flows["fee_quote"].sum())
-    notional = float((flows["last_qty"] * flows["last_px"]).sum())
-    return {"gross": gross, "fees": fees, "net": gross - fees, "notional": notional}
+def _with_order_types(matching: Matching, backtest_orders: pl.DataFrame, live_orders: pl.DataFrame) -> Matching:
+    """Add each matched order's type (MARKET, LIMIT, ...) from the backtest's orders report and the live order log."""
+    backtest_types = backtest_orders.select(pl.col("client_order_id").alias("backtest_order"), pl.col("type").alias("backtest_type"))
+    live_types = live_orders.group_by("client_order_id").agg(pl.col("order_type").drop_nulls().first().alias("live_type"))
+    pairs = matching.pairs.join(backtest_types, on="backtest_order", how="left").join(
+        live_types.rename({"client_order_id": "live_order"}), on="live_order", how="left"
+    )
+    return Matching(pairs=pairs, unmatched_backtest=matching.unmatched_backtest, unmatched_live=matching.unmatched_live)
 
 
-def _refused_orders(orders_path: Path, column: str, refusals: list[str]) -> int:
-    """Return how many orders of an orders file have a ``column`` value in ``refusals``; 0 without the file."""
-    if not orders_path.is_file():
+def _refused_orders(orders: pl.DataFrame, column: str, refusals: list[str]) -> int:
+    """Return how many orders of an orders table have a ``column`` value in ``refusals``."""
+    if orders.height == 0:
         return 0
-    orders = pl.read_parquet(orders_path, columns=["client_order_id", column])
     return orders.filter(pl.col(column).is_in(refusals))["client_order_id"].n_unique()
 
 
@@ -277,38 +290,47 @@ _REFUSAL_EVENTS = ["OrderExpired", "OrderRejected"]
 _REFUSAL_STATUSES = ["EXPIRED", "REJECTED"]
 
 
-def _checks(
-    thresholds: GateThresholds, matching: Matching, pnl: dict[str, dict[str, float]], mismatch: str | None, refused: dict[str, int],
-) -> list[Check]:
-    pairs = matching.pairs
-    live_orders = pairs.height + matching.unmatched_live.height
-    backtest_orders = pairs.height + matching.unmatched_backtest.height
-    busier = max(live_orders, backtest_orders)
-    checks = [
-        Check("same variant as the session", 0.0 if mismatch else 1.0, "== 1", mismatch is None),
-        Check("live orders", float(live_orders), f">= {thresholds.min_live_orders}", live_orders >= thresholds.min_live_orders),
+def order_table(matching: Matching) -> pl.DataFrame:
+    """Return every order of both sides, one row each: matched pairs first, then backtest-only and live-only orders."""
+    pairs = matching.pairs.select(
+        pl.lit("matched").alias("outcome"),
+        "backtest_order",
+        "live_order",
+        pl.col("side").alias("backtest_side"),
+        "live_side",
+        "backtest_instrument",
+        "live_instrument",
+        "backtest_qty",
+        "live_qty",
+        "backtest_fills",
+        "live_fills",
+        "backtest_px",
+        "live_px",
+        "price_dev_bps",
+        "lag_ms",
+    )
+    unmatched = [
+        frame.select(
+            pl.lit(outcome).alias("outcome"),
+            *[
+                (pl.col(source) if mine == side else pl.lit(None, dtype)).alias(f"{side}_{name}")
+                for side in ("backtest", "live")
+                for name, source, dtype in (
+                    ("order", "client_order_id", pl.String),
+                    ("side", "order_side", pl.String),
+                    ("instrument", "instrument_id", pl.String),
+                    ("qty", "quantity", pl.Float64),
+                    ("fills", "fills", pl.UInt32),
+                    ("px", "avg_px", pl.Float64),
+                )
+            ],
+        )
+        for frame, outcome, mine in (
+            (matching.unmatched_backtest, "backtest only", "backtest"),
+            (matching.unmatched_live, "live only", "live"),
+        )
     ]
-    ratio = pairs.height / busier if busier else None
-    checks.append(Check("match ratio", ratio, f">= {thresholds.min_match_ratio}", ratio is not None and ratio >= thresholds.min_match_ratio))
-    checks.append(_at_most("unmatched backtest orders", float(matching.unmatched_backtest.height), thresholds.max_unmatched_backtest))
-    checks.append(_at_most("unmatched live orders", float(matching.unmatched_live.height), thresholds.max_unmatched_live))
-    deviation = pairs["price_dev_bps"]
-    checks.append(_at_most("median price deviation (bps, + = live worse)", deviation.median() if pairs.height else None, thresholds.max_median_price_dev_bps))
-    checks.append(_at_most("p95 |price deviation| (bps)", deviation.abs().quantile(0.95) if pairs.height else None, thresholds.max_p95_abs_price_dev_bps))
-    median_lag = pairs["lag_ms"].median() if pairs.height else None
-    checks.append(_at_most("|median lag| (ms)", abs(median_lag) if median_lag is not None else None, thresholds.max_abs_median_lag_ms))
-    notional = pnl["live"]["notional"]
-    for component in ("gross", "fees", "net"):
-        difference = pnl["live"][component] - pnl["backtest"][component]
-        in_bps = abs(difference) / notional * 10_000 if notional else None
-        checks.append(_at_most(f"|{component} P&L difference| (bps of notional)", in_bps, thresholds.max_pnl_diff_bps_of_notional))
-    extra_refused = float(refused["live"] - refused["backtest"])
-    checks.append(_at_most("live orders the venue expired or rejected, beyond the backtest's", extra_refused, thresholds.max_extra_refused_live))
-    return checks
-
-
-def _at_most(name: str, value: float | None, limit: float) -> Check:
-    return Check(name, value, f"<= {limit}", value is not None and value <= limit)
+    return pl.concat([pairs, *unmatched], how="diagonal")
 
 
 def _cell(text: str) -> str:
@@ -317,49 +339,87 @@ def _cell(text: str) -> str:
 
 
 def _fmt(value: float | None) -> str:
+    """Format a measurement for the reports; n/a when it could not be measured."""
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _write_report(folder: Path, report: GateReport, session_dir: Path, variant_path: Path, thresholds: GateThresholds) -> None:
+def _write_reports(
+    folder: Path,
+    report: GateReport,
+    session: RecordedSession,
+    variant_path: Path,
+    thresholds: GateThresholds,
+    venue: VenueModel,
+    equity: pl.DataFrame,
+    backtest_fills: pl.DataFrame,
+) -> None:
     report.matching.pairs.write_parquet(folder / "pairs.parquet")
+    orders = order_table(report.matching)
+    backtest_notional = report.pnl["backtest"]["notional"]
     document = {
         "verdict": "promote" if report.promoted else "reject",
         "reasons": report.reasons,
-        "session": str(session_dir),
+        "session": str(session.session_dir),
+        "session_sha256": session.sha256,
         "variant": str(variant_path),
         "thresholds": msgspec.to_builtins(thresholds),
         "checks": [{"name": c.name, "value": c.value, "limit": c.limit, "passed": c.passed} for c in report.checks],
         "pnl": report.pnl,
+        "currency": session.instrument.quote_currency.code,
         "backtest_latency_ms": report.backtest_latency_ms,
         "latency_source": report.latency_source,
+        "round_trips_ms": report.round_trips_ms.to_list(),
+        "venue_model": venue.to_primitives(),
         "matched": report.matching.pairs.height,
+        "orders": orders.to_dicts(),
         "unmatched_backtest": report.matching.unmatched_backtest.to_dicts(),
         "unmatched_live": report.matching.unmatched_live.to_dicts(),
+        "decision_sha256": report.decision.sha256,
     }
-    (folder / "gate_report.json").write_text(json.dumps(document, indent=2))
+    (folder / "gate_report.json").write_text(json.dumps(document, indent=2, default=str))
     lines = [
         f"# Gate: {'PROMOTE' if report.promoted else 'REJECT'}",
         "",
-        f"- session: `{session_dir}`",
+        f"- session: `{session.session_dir}` (manifest sha256 `{session.sha256}`)",
         f"- variant: `{variant_path}`",
         f"- backtest over the session: `{folder.name.removesuffix('.partial')}/backtest/` (tearsheet.html)",
         f"- backtest latency: {report.backtest_latency_ms:.3f} ms ("
-        + ("the session's median order round trip" if report.latency_source == "measured" else "the venue model's")
+        + ("the session's median order round trip" if report.latency_source == "measured" else f"{report.latency_source}")
         + ")",
+        f"- decision on record: `{report.decision.sha256}` by {report.decision.record['operator']}",
+        "- full report with charts: `gate_report.html`",
         "",
         "| check | value | threshold | result |",
         "|---|---|---|---|",
         *[f"| {_cell(c.name)} | {_fmt(c.value)} | {c.limit} | {'pass' if c.passed else 'FAIL'} |" for c in report.checks],
         "",
-        "| P&L component | backtest | live | live - backtest |",
-        "|---|---|---|---|",
+        f"| P&L component ({session.instrument.quote_currency.code}) | backtest | live | live - backtest | bps of backtest notional |",
+        "|---|---|---|---|---|",
         *[
             f"| {component} | {report.pnl['backtest'][component]:.6f} | {report.pnl['live'][component]:.6f} | "
-            f"{report.pnl['live'][component] - report.pnl['backtest'][component]:+.6f} |"
-            for component in ("gross", "fees", "net", "notional")
+            f"{report.pnl['live'][component] - report.pnl['backtest'][component]:+.6f} | "
+            + (
+                f"{(report.pnl['live'][component] - report.pnl['backtest'][component]) / backtest_notional * 10_000:+.3f}"
+                if backtest_notional
+                else "n/a"
+            )
+            + " |"
+            for component in (*PNL_COMPONENTS, "notional")
+        ],
+        "",
+        "## Orders",
+        "",
+        "| outcome | backtest order | live order | side (bt / live) | quantity (bt / live) | fills (bt / live) | avg price (bt / live) | deviation (bps) | lag (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[
+            f"| {row['outcome']} | {row['backtest_order'] or ''} | {row['live_order'] or ''} | {row['backtest_side'] or ''} / {row['live_side'] or ''} | "
+            f"{_fmt(row['backtest_qty'])} / {_fmt(row['live_qty'])} | {_fmt(row['backtest_fills'])} / {_fmt(row['live_fills'])} | "
+            f"{_fmt(row['backtest_px'])} / {_fmt(row['live_px'])} | {_fmt(row['price_dev_bps'])} | {_fmt(row['lag_ms'])} |"
+            for row in orders.iter_rows(named=True)
         ],
         "",
     ]
     if report.reasons:
         lines += ["## Reasons", "", *[f"- {reason}" for reason in report.reasons], ""]
     (folder / "gate_report.md").write_text("\n".join(lines))
+    write_html_report(folder / "gate_report.html", report, session, orders, venue, equity, backtest_fills)

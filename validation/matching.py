@@ -1,12 +1,14 @@
 """Match backtest orders to live orders, fill for fill.
 
 Fills are first aggregated per order (one market order may fill in several pieces, and not in the same
-pieces on both sides): side, total quantity, volume-weighted price, time of the first fill, fees.
+pieces on both sides): side, instrument, strategy, liquidity, total quantity, volume-weighted price, number of
+fills, time of the first fill, fees. A value that differs between the fills of one order shows as ``MIXED``.
 
 The two order sequences are then aligned like two strings (edit distance): each order is either matched to
-one order of the other side or left unmatched. A match needs the same side and a time lag within the
-tolerance, and costs ``|lag| / tolerance`` (at most 1); leaving an order unmatched costs 1. The cheapest
-alignment is kept. Unlike pairing the n-th fill with the n-th fill, one fill missing in the middle leaves
+one order of the other side or left unmatched. A match needs a time lag within the tolerance and costs
+``|lag| / tolerance`` (at most 1), plus 1 when the sides differ; leaving an order unmatched costs 1. The
+cheapest alignment is kept, so an order whose side was flipped still pairs with its twin (cost below the 2 of
+leaving both unmatched) and the gate names the side as what differs, while same-side twins are preferred. Unlike pairing the n-th fill with the n-th fill, one fill missing in the middle leaves
 exactly one order unmatched and the rest still paired; unlike nearest-in-time pairing, order is preserved.
 The alignment is O(n·m) in time and memory, fine for the hundreds of orders of a gate session.
 """
@@ -20,6 +22,9 @@ from keel.backtests.performance import fill_cash_flows
 ORDERS_SCHEMA: dict[str, pl.DataType] = {
     "client_order_id": pl.String(),
     "order_side": pl.String(),
+    "instrument_id": pl.String(),
+    "strategy_id": pl.String(),
+    "liquidity_side": pl.String(),
     "quantity": pl.Float64(),
     "avg_px": pl.Float64(),
     "ts_event": pl.Int64(),
@@ -36,8 +41,9 @@ class Matching:
     Parameters
     ----------
     pairs : pl.DataFrame
-        One row per matched pair: ``side``, ``backtest_order``, ``live_order``, quantities, prices,
-        ``price_dev_bps`` (signed, positive = live worse for the strategy) and ``lag_ms`` (live - backtest).
+        One row per matched pair (``PAIRS_SCHEMA``): the order ids, side, instrument, strategy, liquidity,
+        quantity, average price and number of fills of each, ``price_dev_bps`` (signed, positive = live worse
+        for the strategy) and ``lag_ms`` (live - backtest).
     unmatched_backtest : pl.DataFrame
         Backtest orders with no live counterpart.
     unmatched_live : pl.DataFrame
@@ -52,11 +58,13 @@ class Matching:
 
 def orders_from_fills(fills: pl.DataFrame, base_currency: str) -> pl.DataFrame:
     """Aggregate a fills table (``keel.fills`` layout) into one row per order, in time order."""
-    flows = fill_cash_flows(fills, base_currency).with_columns(fills["client_order_id"])
+    flows = fill_cash_flows(fills, base_currency).with_columns(
+        fills["client_order_id"], fills["instrument_id"], fills["strategy_id"], fills["liquidity_side"]
+    )
     return (
         flows.group_by("client_order_id")
         .agg(
-            pl.col("order_side").first(),
+            *[_one_value(column) for column in ("order_side", "instrument_id", "strategy_id", "liquidity_side")],
             pl.col("last_qty").sum().alias("quantity"),
             ((pl.col("last_qty") * pl.col("last_px")).sum() / pl.col("last_qty").sum()).alias("avg_px"),
             pl.col("ts_event").min(),
@@ -90,8 +98,8 @@ def match_orders(backtest: pl.DataFrame, live: pl.DataFrame, tolerance_ms: float
                 best, step = cost[i][j - 1] + 1.0, "l"
             l_row = l_rows[j - 1]
             lag = abs(l_row["ts_event"] - b_row["ts_event"])
-            if l_row["order_side"] == b_row["order_side"] and lag <= tolerance_ns:
-                matched = cost[i - 1][j - 1] + lag / tolerance_ns
+            if lag <= tolerance_ns:
+                matched = cost[i - 1][j - 1] + lag / tolerance_ns + (l_row["order_side"] != b_row["order_side"])
                 if matched < best:
                     best, step = matched, "m"
             cost[i][j], move[i][j] = best, step
@@ -118,16 +126,32 @@ def match_orders(backtest: pl.DataFrame, live: pl.DataFrame, tolerance_ms: float
 
 
 PAIRS_SCHEMA: dict[str, pl.DataType] = {
-    "side": pl.String(),
+    "side": pl.String(),  # the backtest's
     "backtest_order": pl.String(),
     "live_order": pl.String(),
+    "live_side": pl.String(),
+    "backtest_instrument": pl.String(),
+    "live_instrument": pl.String(),
+    "backtest_strategy": pl.String(),
+    "live_strategy": pl.String(),
+    "backtest_liquidity": pl.String(),
+    "live_liquidity": pl.String(),
     "backtest_qty": pl.Float64(),
     "live_qty": pl.Float64(),
+    "backtest_fills": pl.UInt32(),
+    "live_fills": pl.UInt32(),
     "backtest_px": pl.Float64(),
     "live_px": pl.Float64(),
     "price_dev_bps": pl.Float64(),
     "lag_ms": pl.Float64(),
 }
+
+MIXED = "MIXED"
+
+
+def _one_value(column: str) -> pl.Expr:
+    """The value all fills of an order share, or ``MIXED``."""
+    return pl.when(pl.col(column).n_unique() == 1).then(pl.col(column).first()).otherwise(pl.lit(MIXED)).alias(column)
 
 
 def _pair(backtest: dict, live: dict) -> dict:
@@ -136,8 +160,17 @@ def _pair(backtest: dict, live: dict) -> dict:
         "side": backtest["order_side"],
         "backtest_order": backtest["client_order_id"],
         "live_order": live["client_order_id"],
+        "live_side": live["order_side"],
+        "backtest_instrument": backtest["instrument_id"],
+        "live_instrument": live["instrument_id"],
+        "backtest_strategy": backtest["strategy_id"],
+        "live_strategy": live["strategy_id"],
+        "backtest_liquidity": backtest["liquidity_side"],
+        "live_liquidity": live["liquidity_side"],
         "backtest_qty": backtest["quantity"],
         "live_qty": live["quantity"],
+        "backtest_fills": backtest["fills"],
+        "live_fills": live["fills"],
         "backtest_px": backtest["avg_px"],
         "live_px": live["avg_px"],
         # Paying more on a buy or receiving less on a sell is worse for the strategy: positive.

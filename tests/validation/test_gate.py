@@ -83,7 +83,7 @@ def test_session_with_slippage_is_rejected_for_price_and_pnl(redis_service: None
     assert not report.promoted
     failed = {check.name for check in report.checks if not check.passed}
     assert "median price deviation (bps, + = live worse)" in failed
-    assert "|net P&L difference| (bps of notional)" in failed
+    assert "|net P&L difference| (bps of backtest notional)" in failed
     # The emulator made every fill 5 bp worse; the gate sees at least that (the book also moved a little).
     assert report.matching.pairs["price_dev_bps"].median() > 4.0
 

@@ -62,18 +62,46 @@ def test_a_fill_missing_in_the_middle_leaves_exactly_one_order_unmatched(fills: 
     assert (matching.pairs["backtest_order"] == matching.pairs["live_order"]).all()
 
 
-def test_orders_outside_the_tolerance_or_of_the_other_side_do_not_match(fills: pl.DataFrame) -> None:
+def test_orders_outside_the_tolerance_do_not_match(fills: pl.DataFrame) -> None:
     orders = orders_from_fills(fills, "BTC")
     late = orders.with_columns((pl.col("ts_event") + 10_000_000_000).alias("ts_event"))
-    flipped = orders.with_columns(pl.when(pl.col("order_side") == "BUY").then(pl.lit("SELL")).otherwise(pl.lit("BUY")).alias("order_side"))
 
     late_pairs = match_orders(orders, late, tolerance_ms=5000).pairs
-    # Its own twin is 10 s away: out of reach. Other orders of the same side within 5 s may still pair.
+
+    # Its own twin is 10 s away: out of reach. Other orders within 5 s may still pair.
     assert (late_pairs["backtest_order"] != late_pairs["live_order"]).all()
     assert (late_pairs["lag_ms"].abs() <= 5000).all()
-    # Flipping sides leaves only the pairs that a shifted alignment can make; none keeps its original twin.
-    flipped_pairs = match_orders(orders, flipped, tolerance_ms=5000).pairs
-    assert (flipped_pairs["backtest_order"] != flipped_pairs["live_order"]).all()
+
+
+def test_an_order_of_the_other_side_pairs_with_its_twin_so_the_side_is_named(fills: pl.DataFrame) -> None:
+    orders = orders_from_fills(fills, "BTC")
+    flipped_id = orders["client_order_id"][orders.height // 2]
+    flipped = orders.with_columns(
+        pl.when(pl.col("client_order_id") != flipped_id)
+        .then(pl.col("order_side"))
+        .when(pl.col("order_side") == "BUY")
+        .then(pl.lit("SELL"))
+        .otherwise(pl.lit("BUY"))
+        .alias("order_side"),
+    )
+
+    pairs = match_orders(orders, flipped, tolerance_ms=5000).pairs
+
+    assert pairs.height == orders.height
+    assert (pairs["backtest_order"] == pairs["live_order"]).all()
+    differing = pairs.filter(pl.col("side") != pl.col("live_side"))
+    assert differing["live_order"].to_list() == [flipped_id]
+
+
+def test_fills_of_one_order_that_disagree_show_as_mixed(fills: pl.DataFrame) -> None:
+    first = fills.head(1)
+    two_instruments = pl.concat([first, first.with_columns(pl.lit("ETHUSDT.BINANCE").alias("instrument_id"), pl.lit("T-2").alias("trade_id"))])
+
+    order = orders_from_fills(two_instruments, "BTC").row(0, named=True)
+
+    assert order["instrument_id"] == "MIXED"
+    assert order["strategy_id"] == first["strategy_id"][0]
+    assert order["fills"] == 2
 
 
 def test_partial_fills_are_aggregated_per_order_at_their_average_price(fills: pl.DataFrame) -> None:

@@ -1,0 +1,187 @@
+"""The gate's checks: everything that was traded, live against the backtest over the same session.
+
+Per matched order: side, instrument, strategy, order type, liquidity, quantity (fills summed, in size
+steps), number of fills, average price (signed and absolute deviation) and time. Unmatched orders on either
+side. P&L by component (gross, fees, rebates, funding, net, slippage vs the backtest), each difference in
+bps of the *backtest's* traded notional, which the live side cannot inflate. The live session on its own:
+fills of the variant's instrument only, inside the session window, flat at the end (dust below the venue's
+size step aside), no order left working, no more venue refusals than the backtest had.
+
+A value that cannot be measured (no matched order, a backtest that did not trade) fails its check.
+"""
+
+from dataclasses import dataclass
+
+import polars as pl
+from nautilus_trader.model.instruments import Instrument
+
+from keel.backtests.performance import fill_cash_flows
+from keel.backtests.performance import pnl_components
+from keel.validation.matching import Matching
+from keel.validation.recorded_session import RecordedSession
+from keel.validation.recorded_session import open_orders_at_end
+from keel.validation.thresholds import GateThresholds
+
+# P&L components compared, in the order they are reported; ``notional`` is the denominator, not compared.
+PNL_COMPONENTS = ("gross", "fees", "rebates", "funding", "net", "slippage")
+
+
+@dataclass(frozen=True)
+class Check:
+    """
+    One gate check.
+
+    Parameters
+    ----------
+    name : str
+        What is measured.
+    value : float | None
+        The measurement (None when it cannot be measured, e.g. no matched order).
+    limit : str
+        The threshold, as text (e.g. ``<= 1.0``).
+    passed : bool
+        Whether the value meets the threshold.
+
+    """
+
+    name: str
+    value: float | None
+    limit: str
+    passed: bool
+
+
+def pnl_by_component(fills: pl.DataFrame, instrument: Instrument, mark_price: float, slippage: float) -> dict[str, float]:
+    """
+    Return the P&L components of one side's fills in the quote currency, and its traded ``notional``.
+
+    ``funding`` is 0: the gate validates spot pairs only (``keel.validation.recorded_session`` refuses other
+    instruments), which pay none; it is derived from nothing else. ``slippage`` is the P&L effect of the
+    live prices against the backtest's on matched orders (0 for the backtest itself), part of ``gross``.
+    """
+    components = pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, mark_price)
+    funding = 0.0
+    return {
+        "gross": components.gross,
+        "fees": components.fees,
+        "rebates": components.rebates,
+        "funding": funding,
+        "net": components.net + funding,
+        "slippage": slippage,
+        "notional": components.notional,
+    }
+
+
+def live_slippage(pairs: pl.DataFrame) -> float:
+    """Return the P&L effect of live prices vs the backtest's on matched orders: - sum(sign x (live - backtest) x live quantity)."""
+    if pairs.height == 0:
+        return 0.0
+    sign = pl.when(pl.col("side") == "BUY").then(1.0).otherwise(-1.0)
+    return -float(pairs.select((sign * (pl.col("live_px") - pl.col("backtest_px")) * pl.col("live_qty")).sum()).item())
+
+
+def position_at_end(fills: pl.DataFrame, base_currency: str) -> float:
+    """Return the base position the fills leave (a base-asset commission reduces it)."""
+    if fills.height == 0:
+        return 0.0
+    flows = fill_cash_flows(fills, base_currency)
+    return float((flows["base_gross"] - flows["fee_base"]).sum())
+
+
+def build_checks(
+    thresholds: GateThresholds,
+    matching: Matching,
+    pnl: dict[str, dict[str, float]],
+    mismatch: str | None,
+    refused: dict[str, int],
+    session: RecordedSession,
+    instrument_id: str,
+) -> list[Check]:
+    """Return every check of the gate, in report order."""
+    return [
+        Check("same variant as the session", 0.0 if mismatch else 1.0, "== 1", mismatch is None),
+        *_order_checks(thresholds, matching, session.instrument),
+        *_pnl_checks(thresholds, pnl),
+        *_session_checks(thresholds, session, instrument_id, refused),
+    ]
+
+
+def _order_checks(thresholds: GateThresholds, matching: Matching, instrument: Instrument) -> list[Check]:
+    pairs = matching.pairs
+    live_orders = pairs.height + matching.unmatched_live.height
+    backtest_orders = pairs.height + matching.unmatched_backtest.height
+    busier = max(live_orders, backtest_orders)
+    ratio = pairs.height / busier if busier else None
+    matched = pairs.height > 0
+    step = float(instrument.size_increment)
+    quantity_steps = ((pairs["live_qty"] - pairs["backtest_qty"]).abs() / step).max() if matched else None
+    fill_count = (pairs["live_fills"].cast(pl.Int64) - pairs["backtest_fills"].cast(pl.Int64)).abs().max() if matched else None
+    deviation = pairs["price_dev_bps"]
+    median_lag = pairs["lag_ms"].median() if matched else None
+    return [
+        Check("live orders", float(live_orders), f">= {thresholds.min_live_orders}", live_orders >= thresholds.min_live_orders),
+        Check("match ratio", ratio, f">= {thresholds.min_match_ratio}", ratio is not None and ratio >= thresholds.min_match_ratio),
+        _at_most("unmatched backtest orders", float(matching.unmatched_backtest.height), thresholds.max_unmatched_backtest),
+        _at_most("unmatched live orders", float(matching.unmatched_live.height), thresholds.max_unmatched_live),
+        *[
+            _at_most(f"matched orders of another {what}", _differing(pairs, backtest, live), 0)
+            for what, backtest, live in (
+                ("side", "side", "live_side"),
+                ("instrument", "backtest_instrument", "live_instrument"),
+                ("strategy", "backtest_strategy", "live_strategy"),
+                ("order type", "backtest_type", "live_type"),
+                ("liquidity side", "backtest_liquidity", "live_liquidity"),
+            )
+        ],
+        _at_most("largest |quantity difference| of a matched order (size steps)", _float(quantity_steps), thresholds.max_quantity_diff_steps),
+        _at_most("largest |fill count difference| of a matched order", _float(fill_count), thresholds.max_fill_count_diff),
+        _at_most("median price deviation (bps, + = live worse)", deviation.median() if matched else None, thresholds.max_median_price_dev_bps),
+        _at_most("p95 |price deviation| (bps)", deviation.abs().quantile(0.95) if matched else None, thresholds.max_p95_abs_price_dev_bps),
+        _at_most("|median lag| (ms)", abs(median_lag) if median_lag is not None else None, thresholds.max_abs_median_lag_ms),
+    ]
+
+
+def _pnl_checks(thresholds: GateThresholds, pnl: dict[str, dict[str, float]]) -> list[Check]:
+    notional = pnl["backtest"]["notional"]
+    checks = []
+    for component in PNL_COMPONENTS:
+        difference = pnl["live"][component] - pnl["backtest"][component]
+        in_bps = abs(difference) / notional * 10_000 if notional else None
+        checks.append(_at_most(f"|{component} P&L difference| (bps of backtest notional)", in_bps, thresholds.max_pnl_diff_bps_of_backtest_notional))
+    return checks
+
+
+def _session_checks(thresholds: GateThresholds, session: RecordedSession, instrument_id: str, refused: dict[str, int]) -> list[Check]:
+    fills, orders = session.fills, session.orders
+    other_instrument = fills.filter(pl.col("instrument_id") != instrument_id).height + orders.filter(pl.col("instrument_id") != instrument_id).height
+    outside = sum(
+        frame.filter(~pl.col(column).is_between(session.start_ns, session.end_ns)).height
+        for frame in (fills, orders)
+        for column in ("ts_event", "ts_init")
+    )
+    position_steps = abs(position_at_end(fills, session.instrument.base_currency.code)) / float(session.instrument.size_increment)
+    flat = session.document["after_stop"]["flat"]
+    return [
+        _at_most(f"live fills and order events of another instrument than {instrument_id}", float(other_instrument), 0),
+        _at_most("live fill and order event times outside the session window", float(outside), 0),
+        Check("flat after stop (session.json after_stop.flat)", 1.0 if flat else 0.0, "== 1", flat),
+        Check("|position at the end| from the live fills (size steps, below 1 is dust)", position_steps, "< 1", position_steps < 1.0),
+        _at_most("live orders left working at the end (order log)", float(len(open_orders_at_end(orders))), 0),
+        _at_most(
+            "live orders the venue expired or rejected, beyond the backtest's",
+            float(refused["live"] - refused["backtest"]),
+            thresholds.max_extra_refused_live,
+        ),
+    ]
+
+
+def _differing(pairs: pl.DataFrame, backtest: str, live: str) -> float | None:
+    """Count matched pairs whose two columns differ (None without a matched pair)."""
+    return float(pairs.filter(pl.col(backtest).ne_missing(pl.col(live))).height) if pairs.height else None
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def _at_most(name: str, value: float | None, limit: float) -> Check:
+    return Check(name, value, f"<= {limit}", value is not None and value <= limit)
