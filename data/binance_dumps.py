@@ -81,6 +81,7 @@ _DATA_TYPES = {TRADES: TRADE_TICK, AGG_TRADES: TRADE_TICK, BOOK_TICKER: QUOTE_TI
 _NANOS_PER = {"ms": 1_000_000, "us": 1_000}
 # <SYMBOL>-<trades|aggTrades|bookTicker|interval>-<YYYY-MM[-DD]>.<csv|zip>, e.g. BTCUSDT-1m-2022-09-05.zip.
 _FILE_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker|\d+[a-zA-Z]+)-(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?:csv|zip)$")
+_LINE = "_line"  # the file line of each row, carried beside the catalog columns
 
 
 @dataclass(frozen=True)
@@ -187,20 +188,25 @@ def read_binance_dump(
         columns = _split_columns(path, content, kind)
         if carried is not None:
             columns = columns.with_columns(pl.col("row") + (carried_line - 1))
-        frame = _frame(kind, path, columns, instrument, bar_interval)
+        # Each row keeps its file line, for the findings of the data checks.
+        frame = _frame(kind, path, columns, instrument, bar_interval).with_columns(columns["row"].cast(pl.Int64).alias(_LINE))
         if carried is not None:
             frame = pl.concat([held, frame.slice(1)])
         if following is None:
-            yield SourceTable(_DATA_TYPES[kind], identifier, instrument, frame, path)
+            yield _table(kind, identifier, instrument, frame, path)
             return
         # Catalog files must not share an instant, so rows at the chunk's last ts_init go with the next chunk.
         cut = frame["ts_init"].search_sorted(frame["ts_init"][-1], side="left")
         if cut > 0:
-            yield SourceTable(_DATA_TYPES[kind], identifier, instrument, frame.slice(0, cut), path)
+            yield _table(kind, identifier, instrument, frame.slice(0, cut), path)
         held = frame.slice(cut)
         carried = content.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
         carried_line = int(columns["row"][-1])
         chunk = following
+
+
+def _table(kind: str, identifier: str, instrument: Instrument, frame: pl.DataFrame, path: Path) -> SourceTable:
+    return SourceTable(_DATA_TYPES[kind], identifier, instrument, frame.drop(_LINE), path, frame[_LINE])
 
 
 def _frame(kind: str, path: Path, columns: pl.DataFrame, instrument: Instrument, bar_interval: BarInterval | None) -> pl.DataFrame:
@@ -522,6 +528,7 @@ def _book_ticker(path: Path, columns: pl.DataFrame, instrument: Instrument) -> p
             .to_dict(),
             "ts_event": ts["transaction_time"].cast(pl.UInt64),
             "ts_init": ts["event_time"].cast(pl.UInt64),
+            "update_id": update_ids.cast(pl.UInt64),
         }
     )
 

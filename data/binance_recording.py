@@ -37,9 +37,9 @@ trade against the book; they are checked for id continuity, then left out and co
 (:attr:`RawRecording.skipped_trades`).
 """
 
-from decimal import ROUND_CEILING
-from decimal import Decimal
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
@@ -57,11 +57,19 @@ from keel.data.catalog_layout import AGGRESSOR_BUYER
 from keel.data.catalog_layout import AGGRESSOR_SELLER
 from keel.data.catalog_layout import F_LAST
 from keel.data.catalog_layout import F_SNAPSHOT
+from keel.data.catalog_layout import ORDER_BOOK_DELTAS
+from keel.data.catalog_layout import QUOTE_TICK
 from keel.data.catalog_layout import SIDE_NONE
+from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
 from keel.data.fixed_point import not_decimal_mask
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
+from keel.data.off_step import QuantityColumn
+from keel.data.off_step import quantities_on_step
+from keel.data.progress import IngestProgress
+from keel.data.quality import REPAIR
+from keel.data.quality import Finding
 from keel.data.recording_lines import DeltaColumns
 from keel.data.recording_lines import numbered_lines
 
@@ -175,6 +183,8 @@ class BinanceMarket:
     bridge_offset : int
         The first applied diff must satisfy ``U <= lastUpdateId + bridge_offset <= u`` (spot 1, futures 0);
         diffs with a smaller ``u`` are older than the snapshot and dropped.
+    symbol_suffix : str
+        Appended to the Binance symbol in the instrument id (``-PERP`` for USDT-M perpetuals).
 
     """
 
@@ -184,6 +194,11 @@ class BinanceMarket:
     depth_update: type[_DepthUpdate]
     depth_snapshot: type[_DepthSnapshot]
     bridge_offset: int
+    symbol_suffix: str = ""
+
+    def instrument_id(self, symbol: str) -> str:
+        """Return the catalog instrument id of a Binance symbol (``BTCUSDT.BINANCE``, ``BTCUSDT-PERP.BINANCE``)."""
+        return f"{symbol}{self.symbol_suffix}.BINANCE"
 
     @cached_property
     def _stream_decoders(self) -> dict[str, msgspec.json.Decoder]:
@@ -233,8 +248,33 @@ class BinanceMarket:
 
 BINANCE_SPOT = BinanceMarket("spot", _Trade, _BookTicker, _DepthUpdate, _DepthSnapshot, bridge_offset=1)
 BINANCE_USDM = BinanceMarket(
-    "usdm", _FuturesTrade, _FuturesBookTicker, _FuturesDepthUpdate, _FuturesDepthSnapshot, bridge_offset=0
+    "usdm", _FuturesTrade, _FuturesBookTicker, _FuturesDepthUpdate, _FuturesDepthSnapshot, bridge_offset=0, symbol_suffix="-PERP"
 )
+
+
+@dataclass(frozen=True)
+class DepthEnd:
+    """
+    Where a symbol's depth stream stood at the end of an earlier recording, for a file that continues it.
+
+    Parameters
+    ----------
+    update_id : int
+        The last applied diff's ``u``; or, when ``awaiting_bridge``, the last snapshot's ``lastUpdateId``.
+    awaiting_bridge : bool
+        True if the stream ended on a snapshot no diff had bridged yet.
+    source : str
+        What holds that end (the earlier recording, or the catalog file), named in errors.
+
+    """
+
+    update_id: int
+    awaiting_bridge: bool
+    source: str
+
+
+# (Binance symbol, receive time of the file's first diff) -> the stream's end before it, or None.
+DepthEndLookup = Callable[[str, int], DepthEnd | None]
 
 _ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
 # About 1 GB of venue strings in Python lists while a chunk is read; the rows are counted every so many lines.
@@ -260,6 +300,7 @@ class _Columns:
     quote_bid_size: list[str] = field(default_factory=list)
     quote_ask_price: list[str] = field(default_factory=list)
     quote_ask_size: list[str] = field(default_factory=list)
+    quote_update_id: list[int] = field(default_factory=list)
     quote_line: list[int] = field(default_factory=list)
     deltas: DeltaColumns = field(default_factory=DeltaColumns)
 
@@ -288,12 +329,15 @@ class RawRecording:
         Per Binance symbol.
     lines : int
         Number of lines read.
+    depth_ends : dict[str, DepthEnd]
+        Per symbol, where its depth stream stands after the last line of this chunk (for a file continuing it).
 
     """
 
     path: Path
     columns: dict[str, _Columns]
     lines: int
+    depth_ends: dict[str, DepthEnd] = field(default_factory=dict)
 
     @property
     def symbols(self) -> list[str]:
@@ -333,21 +377,33 @@ class SymbolFrames:
     trades : pl.DataFrame
         price, size, aggressor_side, trade_id, ts_event, ts_init.
     quotes : pl.DataFrame
-        bid_price, ask_price, bid_size, ask_size, ts_event, ts_init.
+        bid_price, ask_price, bid_size, ask_size, ts_event, ts_init, update_id (bookTicker ``u``).
     deltas : pl.DataFrame
         action, side, price, size, order_id, flags, sequence, ts_event, ts_init.
-    rounded_quantities : int
-        How many quantities finer than the size step were rounded up to it.
+    lines : dict[str, pl.Series]
+        Per data type (``trade_tick``, ``quote_tick``, ``order_book_deltas``), the raw file line of each row.
+    findings : dict[str, list[Finding]]
+        Per data type, the ``off_step_quantities`` findings (quantities finer than the step, rounded up).
 
     """
 
     trades: pl.DataFrame
     quotes: pl.DataFrame
     deltas: pl.DataFrame
-    rounded_quantities: int
+    lines: dict[str, pl.Series]
+    findings: dict[str, list[Finding]]
+
+    @property
+    def rounded_quantities(self) -> int:
+        """Return how many quantities finer than the size step were rounded up to it."""
+        return sum(len(findings) for findings in self.findings.values())
+
+    def tables(self) -> list[tuple[str, pl.DataFrame]]:
+        """Return ``(data type, frame)`` for trades, quotes and deltas."""
+        return [(TRADE_TICK, self.trades), (QUOTE_TICK, self.quotes), (ORDER_BOOK_DELTAS, self.deltas)]
 
 
-def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecording:
+def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT, depth_ends: DepthEndLookup | None = None) -> RawRecording:
     """
     Decode every line of a recording and check its continuity, into one :class:`RawRecording`.
 
@@ -357,6 +413,8 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecor
         A ``.gz`` (or plain text) recording.
     market : BinanceMarket, default BINANCE_SPOT
         Which Binance market recorded it: :data:`BINANCE_SPOT` or :data:`BINANCE_USDM`.
+    depth_ends : DepthEndLookup, optional
+        As for :func:`read_recording_chunks`.
 
     Returns
     -------
@@ -368,11 +426,15 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT) -> RawRecor
         As :func:`read_recording_chunks`.
 
     """
-    return next(read_recording_chunks(path, market, max_rows=None))
+    return next(read_recording_chunks(path, market, max_rows=None, depth_ends=depth_ends))
 
 
 def read_recording_chunks(
-    path: Path, market: BinanceMarket = BINANCE_SPOT, max_rows: int | None = RECORDING_CHUNK_ROWS
+    path: Path,
+    market: BinanceMarket = BINANCE_SPOT,
+    max_rows: int | None = RECORDING_CHUNK_ROWS,
+    depth_ends: DepthEndLookup | None = None,
+    progress: IngestProgress | None = None,
 ) -> Iterator[RawRecording]:
     """
     Decode a recording line by line into chunks of about ``max_rows`` rows, checking its continuity throughout.
@@ -390,6 +452,12 @@ def read_recording_chunks(
         Which Binance market recorded it: :data:`BINANCE_SPOT` or :data:`BINANCE_USDM`.
     max_rows : int, optional
         Trades, quotes and deltas per chunk, of all symbols together; None reads the file as one chunk.
+    depth_ends : DepthEndLookup, optional
+        Where each symbol's depth stream stood before this file (the previous recording of the connection,
+        or the catalog). A file whose first diff continues that end needs no snapshot of its own: its diffs
+        apply from there. None: every file starts its book from a snapshot.
+    progress : IngestProgress, optional
+        Told how far the reading has got.
 
     Yields
     ------
@@ -401,14 +469,15 @@ def read_recording_chunks(
     DataInputError
         Naming the file and line on: unreadable or truncated gzip, a line that is not
         ``<int ns> <json>``, an unexpected message shape or stream, a stream/symbol mismatch, local time going
-        backwards, a trade id gap, a depth update-id break, or diffs without a snapshot.
+        backwards, a trade id gap, a depth update-id break, diffs without a snapshot that do not continue the
+        stream's earlier end either (a gap between files), or an empty file.
 
     """
     path = Path(path)
-    reader = _RecordingReader(path, market)
+    reader = _RecordingReader(path, market, depth_ends)
     previous_ts = -1
     line_number = 0
-    for line_number, raw_line in numbered_lines(path, "a Binance recording"):
+    for line_number, raw_line in numbered_lines(path, "a Binance recording, '<local receive ns> <json>' lines", progress):
         ts_text, _, payload = raw_line.partition(b" ")
         try:
             ts_init = int(ts_text)
@@ -433,7 +502,9 @@ def read_recording_chunks(
     yield reader.take_chunk(line_number)
 
 
-def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]) -> dict[str, SymbolFrames]:
+def recording_frames(
+    recording: RawRecording, instruments: dict[str, Instrument], off_step_policies: Mapping[str, str] | None = None
+) -> dict[str, SymbolFrames]:
     """
     Convert a recording's decimal strings at each instrument's precision.
 
@@ -443,6 +514,9 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
         From :func:`read_recording`.
     instruments : dict[str, Instrument]
         Keyed by Binance symbol; must cover ``recording.symbols``.
+    off_step_policies : Mapping[str, str], optional
+        Per Binance symbol, the ``off_step_quantities`` data-check policy: ``repair`` (the default) rounds
+        quantities finer than the size step up to it, one finding each; ``fail`` refuses the first.
 
     Returns
     -------
@@ -452,7 +526,8 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
     Raises
     ------
     DataInputError
-        Naming the line of a price or size that is not a decimal on the instrument's grid.
+        Naming the line of a price that is not a decimal on the tick grid, a size that is not a decimal, or
+        (policy ``fail``) a size off the step grid.
 
     """
     frames = {}
@@ -461,12 +536,12 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
         cols = recording.columns[symbol]
         price_precision = instrument.price_precision
         size_precision = instrument.size_precision
-        fixed = _FixedConverter(recording.path, symbol)
+        fixed = _FixedConverter(recording.path, instrument.id.value, (off_step_policies or {}).get(symbol, REPAIR))
         trade_lines = pl.Series(cols.trade_line, dtype=pl.Int64)
         trades = pl.DataFrame(
             {
-                "price": fixed(cols.trade_price, price_precision, trade_lines, "trade price 'p'", is_quantity=False),
-                "size": fixed(cols.trade_size, size_precision, trade_lines, "trade quantity 'q'", is_quantity=True),
+                "price": fixed.price(cols.trade_price, price_precision, trade_lines, "trade price 'p'"),
+                "size": fixed.size(cols.trade_size, size_precision, trade_lines, "trade quantity 'q'", TRADE_TICK),
                 "aggressor_side": pl.Series(cols.trade_aggressor, dtype=pl.UInt8),
                 "trade_id": pl.Series(cols.trade_id, dtype=pl.Int64).cast(pl.String),
                 "ts_event": pl.Series(cols.trade_ts_event, dtype=pl.UInt64),
@@ -476,12 +551,13 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
         quote_lines = pl.Series(cols.quote_line, dtype=pl.Int64)
         quotes = pl.DataFrame(
             {
-                "bid_price": fixed(cols.quote_bid_price, price_precision, quote_lines, "bookTicker bid 'b'", is_quantity=False),
-                "ask_price": fixed(cols.quote_ask_price, price_precision, quote_lines, "bookTicker ask 'a'", is_quantity=False),
-                "bid_size": fixed(cols.quote_bid_size, size_precision, quote_lines, "bookTicker bid size 'B'", is_quantity=True),
-                "ask_size": fixed(cols.quote_ask_size, size_precision, quote_lines, "bookTicker ask size 'A'", is_quantity=True),
+                "bid_price": fixed.price(cols.quote_bid_price, price_precision, quote_lines, "bookTicker bid 'b'"),
+                "ask_price": fixed.price(cols.quote_ask_price, price_precision, quote_lines, "bookTicker ask 'a'"),
+                "bid_size": fixed.size(cols.quote_bid_size, size_precision, quote_lines, "bookTicker bid size 'B'", QUOTE_TICK),
+                "ask_size": fixed.size(cols.quote_ask_size, size_precision, quote_lines, "bookTicker ask size 'A'", QUOTE_TICK),
                 "ts_event": pl.Series(cols.quote_ts_event, dtype=pl.UInt64),
                 "ts_init": pl.Series(cols.quote_ts_init, dtype=pl.UInt64),
+                "update_id": pl.Series(cols.quote_update_id, dtype=pl.UInt64),
             }
         )
         delta_lines = pl.Series(cols.deltas.line, dtype=pl.Int64)
@@ -489,8 +565,8 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
             {
                 "action": pl.Series(cols.deltas.action, dtype=pl.UInt8),
                 "side": pl.Series(cols.deltas.side, dtype=pl.UInt8),
-                "price": fixed(cols.deltas.price, price_precision, delta_lines, "depth price level", is_quantity=False),
-                "size": fixed(cols.deltas.size, size_precision, delta_lines, "depth quantity", is_quantity=True),
+                "price": fixed.price(cols.deltas.price, price_precision, delta_lines, "depth price level"),
+                "size": fixed.size(cols.deltas.size, size_precision, delta_lines, "depth quantity", ORDER_BOOK_DELTAS),
                 "order_id": pl.zeros(len(cols.deltas.line), dtype=pl.UInt64, eager=True),
                 "flags": pl.Series(cols.deltas.flags, dtype=pl.UInt8),
                 "sequence": pl.Series(cols.deltas.sequence, dtype=pl.UInt64),
@@ -509,7 +585,13 @@ def recording_frames(recording: RawRecording, instruments: dict[str, Instrument]
         if empty_snapshot_level.any():
             line = int(delta_lines.filter(empty_snapshot_level)[0])
             raise DataInputError(recording.path, f"{symbol} depth snapshot level with quantity 0: expected a positive quantity", line)
-        frames[symbol] = SymbolFrames(trades=trades, quotes=quotes, deltas=deltas, rounded_quantities=fixed.rounded_quantities)
+        frames[symbol] = SymbolFrames(
+            trades=trades,
+            quotes=quotes,
+            deltas=deltas,
+            lines={TRADE_TICK: trade_lines, QUOTE_TICK: quote_lines, ORDER_BOOK_DELTAS: delta_lines},
+            findings=fixed.findings,
+        )
     return frames
 
 
@@ -519,40 +601,38 @@ class _LineProblem(Exception):
 
 class _FixedConverter:
     """
-    Convert one symbol's decimal strings, keeping count of the quantities it had to round.
-
-    Prices off the tick grid are errors. Quantities off the step grid are real: resting orders placed
-    before Binance coarsened a step size keep their finer quantities (e.g. a BTCUSDT level of 25.426189
-    at 200000.00 in the 2024-08-08 sample), and nautilus needs every size at the instrument's precision.
-    They are rounded up to the next step, so a level never rounds away to zero.
+    Convert one instrument's decimal strings: prices off the tick grid are errors; sizes off the step grid go
+    through the ``off_step_quantities`` check (:mod:`keel.data.off_step`), whose findings it keeps per data type.
     """
 
-    def __init__(self, path: Path, symbol: str) -> None:
+    def __init__(self, path: Path, instrument_id: str, off_step_policy: str) -> None:
         self._path = path
-        self._symbol = symbol
-        self.rounded_quantities = 0
+        self._instrument_id = instrument_id
+        self._off_step_policy = off_step_policy
+        self.findings: dict[str, list[Finding]] = {TRADE_TICK: [], QUOTE_TICK: [], ORDER_BOOK_DELTAS: []}
 
-    def __call__(self, values: list[str], precision: int, lines: pl.Series, what: str, *, is_quantity: bool) -> pl.Series:
+    def price(self, values: list[str], precision: int, lines: pl.Series, what: str) -> pl.Series:
+        """Return prices as ``Decimal(38, 16)``; raise on the first that is not a decimal on the tick grid."""
         text = pl.Series(values, dtype=pl.String)
         self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
-        off_grid = off_grid_mask(text, precision)
-        if off_grid.any():
-            if not is_quantity:
-                self._raise_on_first(values, off_grid, lines, what, f"a multiple of the tick (at most {precision} decimals)")
-            step = Decimal(1).scaleb(-precision)
-            indices = off_grid.arg_true().to_list()
-            rounded = [str(Decimal(values[index]).quantize(step, rounding=ROUND_CEILING)) for index in indices]
-            text = text.scatter(indices, rounded)
-            self.rounded_quantities += len(indices)
+        self._raise_on_first(values, off_grid_mask(text, precision), lines, what, f"a multiple of the tick (at most {precision} decimals)")
         return to_fixed(text)
+
+    def size(self, values: list[str], precision: int, lines: pl.Series, what: str, data_type: str) -> pl.Series:
+        """Return sizes as ``Decimal(38, 16)`` on the step grid, under the ``off_step_quantities`` policy."""
+        text = pl.Series(values, dtype=pl.String)
+        self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
+        column = QuantityColumn(self._path, self._instrument_id, data_type, what, self._off_step_policy)
+        fixed, findings = quantities_on_step(text, precision, lines, column)
+        self.findings[data_type].extend(findings)
+        return fixed
 
     def _raise_on_first(self, values: list[str], bad: pl.Series, lines: pl.Series, what: str, expected: str) -> None:
         if bad.any():
             index = int(bad.arg_true()[0])
             raise DataInputError(
-                self._path, f"{self._symbol} {what} {values[index]!r}: expected {expected}", int(lines[index])
+                self._path, f"{self._instrument_id} {what} {values[index]!r}: expected {expected}", int(lines[index])
             )
-
 
 
 class _RecordingReader:
@@ -561,12 +641,15 @@ class _RecordingReader:
 
     The depth book rule runs as the lines come: a REST snapshot belongs to the file's one symbol (it names
     none), so a snapshot read before any stream line waits for the first one; diffs read before their
-    symbol's snapshot are held and applied right after it.
+    symbol's snapshot are held and applied right after it. A symbol's first diff that continues where its
+    stream ended before this file (``depth_ends``) needs no snapshot: it applies at once.
     """
 
-    def __init__(self, path: Path, market: BinanceMarket) -> None:
+    def __init__(self, path: Path, market: BinanceMarket, depth_ends: DepthEndLookup | None) -> None:
         self._path = path
         self._market = market
+        self._depth_ends = depth_ends
+        self._earlier_end: dict[str, DepthEnd] = {}  # the stream's end before this file, of symbols that had one
         self._columns: dict[str, _Columns] = {}
         self._symbols: set[str] = set()  # every symbol of the file, not only of the current chunk
         self._last_trade_id: dict[str, int] = {}
@@ -582,9 +665,19 @@ class _RecordingReader:
 
     def take_chunk(self, lines: int) -> RawRecording:
         """Return the current chunk (up to line ``lines``) and start a new one."""
-        chunk = RawRecording(path=self._path, columns=self._columns, lines=lines)
+        chunk = RawRecording(path=self._path, columns=self._columns, lines=lines, depth_ends=self._depth_ends_now(lines))
         self._columns = {}
         return chunk
+
+    def _depth_ends_now(self, lines: int) -> dict[str, DepthEnd]:
+        source = f"{self._path} (up to line {lines})"
+        ends = {}
+        for symbol, last in self._last_update_id.items():
+            if last is not None:
+                ends[symbol] = DepthEnd(last, False, source)
+            else:
+                ends[symbol] = DepthEnd(self._bridge[symbol] - self._market.bridge_offset, True, source)
+        return ends
 
     def read_line(self, payload: bytes, ts_init: int, line_number: int) -> None:
         """Decode one message and append its rows."""
@@ -602,12 +695,29 @@ class _RecordingReader:
         if self._waiting_snapshots:
             self._refuse_snapshot()
         for symbol, waiting in self._held.items():
+            first = waiting[0].update
+            end = self._earlier_end.get(symbol)
+            if end is not None:
+                raise DataInputError(
+                    self._path,
+                    f"{symbol} depth gap between files: this file has no REST depth snapshot, and its first diff U={first.U} "
+                    f"u={first.u} does not continue {end.source}, whose last {'snapshot lastUpdateId' if end.awaiting_bridge else 'diff u'} "
+                    f"is {end.update_id}: expected {self._continuation_rule(end)}",
+                    waiting[0].line,
+                )
             raise DataInputError(
                 self._path,
-                f"{len(waiting)} {symbol} depth diffs but no REST depth snapshot: expected a "
-                "{lastUpdateId, bids, asks} line to start the book from",
+                f"{len(waiting)} {symbol} depth diffs but no REST depth snapshot, and no earlier recording or catalog data "
+                "they continue: expected a {lastUpdateId, bids, asks} line to start the book from",
                 waiting[0].line,
             )
+
+    def _continuation_rule(self, end: DepthEnd) -> str:
+        if end.awaiting_bridge:
+            return f"a first diff with U <= {end.update_id + self._market.bridge_offset}"
+        if self._market.bridge_offset:
+            return f"U = {end.update_id + 1}"
+        return f"pu = {end.update_id}"
 
     def _cols(self, symbol: str) -> _Columns:
         cols = self._columns.get(symbol)
@@ -660,6 +770,7 @@ class _RecordingReader:
             cols.quote_bid_size.append(data.B)
             cols.quote_ask_price.append(data.a)
             cols.quote_ask_size.append(data.A)
+            cols.quote_update_id.append(data.u)
             cols.quote_line.append(line_number)
         else:
             if data.U > data.u:
@@ -695,6 +806,11 @@ class _RecordingReader:
         self._apply_snapshot(next(iter(self._symbols)), event)
 
     def _apply_snapshot(self, symbol: str, event: _DepthEvent) -> None:
+        live = self._last_update_id.get(symbol)
+        if live is not None and event.snapshot.lastUpdateId <= live:
+            # Older than the book the diffs have built (a file continuing the stream that also fetched a
+            # snapshot): it holds nothing new, and bridging it would ask for diffs already applied.
+            return
         cols = self._cols(symbol)
         _append_snapshot(cols, event)
         self._bridge[symbol] = event.snapshot.lastUpdateId + self._market.bridge_offset
@@ -704,10 +820,33 @@ class _RecordingReader:
 
     def _on_diff(self, event: _DepthEvent) -> None:
         symbol = event.symbol
-        if symbol not in self._bridge:
+        if symbol not in self._bridge and symbol not in self._held and self._continues(event):
+            pass  # the stream's state before this file is restored: the diff applies below
+        elif symbol not in self._bridge:
             self._held.setdefault(symbol, []).append(event)
             return
         _apply_diff(self._path, self._cols(symbol), event, self._last_update_id, self._bridge[symbol], event.ts_init)
+
+
+    def _continues(self, event: _DepthEvent) -> bool:
+        """Restore the symbol's depth state from before this file if ``event`` (its first diff) continues it."""
+        if self._depth_ends is None:
+            return False
+        symbol, update = event.symbol, event.update
+        end = self._depth_ends(symbol, event.ts_init)
+        if end is None:
+            return False
+        self._earlier_end[symbol] = end
+        if end.awaiting_bridge:
+            bridge = end.update_id + self._market.bridge_offset
+            if update.U > bridge:
+                return False
+            self._bridge[symbol], self._last_update_id[symbol] = bridge, None
+            return True
+        if update.continuity_problem(end.update_id) is not None:
+            return False
+        self._bridge[symbol], self._last_update_id[symbol] = end.update_id + self._market.bridge_offset, end.update_id
+        return True
 
 
 def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:

@@ -19,17 +19,18 @@ from keel.data.binance_recording import BINANCE_USDM
 from keel.data.binance_recording import RawRecording
 from keel.data.binance_recording import RECORDING_CHUNK_ROWS
 from keel.data.binance_recording import read_recording_chunks
-from keel.data.binance_recording import recording_frames
-from keel.data.catalog_layout import ORDER_BOOK_DELTAS
-from keel.data.catalog_layout import QUOTE_TICK
-from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
 from keel.data.ingest import IngestReport
 from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
+from keel.data.ingest import recording_tables
 from keel.data.instrument_history import binance_usdm_instrument_versions
 from keel.data.instrument_history import instrument_as_of
+from keel.data.progress import IngestProgress
 from keel.data.quality import CheckPolicies
+from keel.data.quality import load_check_policies
+from keel.data.recording_continuity import DepthEnds
+from keel.data.recording_continuity import in_time_order
 from keel.settings import SAMPLE_DIR
 
 SAMPLE_BINANCE_USDM_DIR = SAMPLE_DIR / "binance_usdm"
@@ -49,6 +50,8 @@ def ingest_binance_usdm(
     history: Path = DEFAULT_TICK_SIZE_HISTORY,
     checks: CheckPolicies | None = None,
     max_rows: int | None = RECORDING_CHUNK_ROWS,
+    replace: bool = False,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     """
     Ingest Binance USDT-M futures recordings (trades, bookTicker quotes, L2 deltas) and their perpetuals.
@@ -56,7 +59,9 @@ def ingest_binance_usdm(
     Parameters
     ----------
     recordings : Sequence[Path]
-        Recording files (``<local ts ns> <json>`` lines, gzip or plain), one symbol each.
+        Recording files (``<local ts ns> <json>`` lines, gzip or plain), one symbol each, read in the order of
+        their first receive time; a file without a depth snapshot continues the symbol's previous file (in
+        this ingest, or the catalog) when its first diff has ``pu`` = that file's last ``u``.
     catalog : Path
         The ``ParquetDataCatalog`` root; created if missing.
     exchange_info : Path
@@ -71,6 +76,10 @@ def ingest_binance_usdm(
     max_rows : int, optional
         Rows per chunk (one catalog file per chunk, data type and instrument), see
         :func:`keel.data.binance_recording.read_recording_chunks`; None writes one file per recording.
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`).
+    progress : IngestProgress, optional
+        Told about every file and chunk read.
 
     Returns
     -------
@@ -88,21 +97,24 @@ def ingest_binance_usdm(
     catalog = Path(catalog).resolve()
     if not recordings:
         raise DataInputError(catalog, "no recording given: expected at least one Binance USDT-M recording file")
+    policies = checks or load_check_policies()
     versions: dict[str, list[Instrument]] = {}
     rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
+    depth_ends = DepthEnds(catalog, BINANCE_USDM)
 
     def tables() -> Iterator[SourceTable]:
         # One chunk at a time: commit_tables stages its tables (and the version they were read on) before
         # the next chunk is read; each chunk is read on the version in force at its first row.
-        for path in recordings:
-            for raw in read_recording_chunks(Path(path), BINANCE_USDM, max_rows):
+        for path in in_time_order(recordings):
+            for raw in read_recording_chunks(path, BINANCE_USDM, max_rows, depth_ends, progress):
+                depth_ends.record(raw)
                 missing = set(raw.symbols) - set(versions)
                 if missing:
                     versions.update(binance_usdm_instrument_versions(Path(exchange_info), Path(history), missing))
                 instruments = {symbol: _version_in_force(raw, symbol, versions[symbol]) for symbol in raw.symbols}
-                yield from _recording_tables(raw, instruments, rounded)
+                yield from _recording_tables(raw, instruments, rounded, policies)
 
-    return commit_tables(catalog, [], tables(), rounded, checks)
+    return commit_tables(catalog, [], tables(), rounded, policies, replace)
 
 
 def _version_in_force(raw: RawRecording, symbol: str, versions: list[Instrument]) -> Instrument:
@@ -112,9 +124,11 @@ def _version_in_force(raw: RawRecording, symbol: str, versions: list[Instrument]
         raise DataInputError(raw.path, f"{symbol}: {error}; expected data no older than the instrument history") from None
 
 
-def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int]) -> list[SourceTable]:
+def _recording_tables(
+    raw: RawRecording, instruments: dict[str, Instrument], rounded: dict[str, int], policies: CheckPolicies
+) -> list[SourceTable]:
     try:
-        frames_by_symbol = recording_frames(raw, instruments)
+        return recording_tables(raw, instruments, rounded, policies)
     except DataInputError as error:
         # Name the version the data was checked against: an off-tick price often means the wrong version.
         checked_against = ", ".join(
@@ -123,11 +137,3 @@ def _recording_tables(raw: RawRecording, instruments: dict[str, Instrument], rou
             for instrument in instruments.values()
         )
         raise DataInputError(error.path, f"{error.problem} ({checked_against})", error.line) from None
-    tables = []
-    for symbol, frames in frames_by_symbol.items():
-        instrument = instruments[symbol]
-        instrument_id = instrument.id.value
-        rounded[instrument_id] = rounded.get(instrument_id, 0) + frames.rounded_quantities
-        for data_type, frame in ((TRADE_TICK, frames.trades), (QUOTE_TICK, frames.quotes), (ORDER_BOOK_DELTAS, frames.deltas)):
-            tables.append(SourceTable(data_type, instrument_id, instrument, frame, raw.path))
-    return tables

@@ -92,6 +92,14 @@ _SCHEMAS: dict[str, list[pa.Field]] = {
 }
 
 
+# Columns beyond nautilus's schema, written when the source has them; nautilus's readers select the columns
+# they know and ignore these (checked for ParquetDataCatalog.quote_ticks and the backtest's DataBackendSession).
+_OPTIONAL_FIELDS: dict[str, list[pa.Field]] = {
+    # The venue's update id of a quote (Binance bookTicker ``u``), for the quote_update_ids check.
+    QUOTE_TICK: [pa.field("update_id", pa.uint64(), nullable=False)],
+}
+
+
 @dataclass(frozen=True)
 class CatalogFile:
     """
@@ -179,7 +187,8 @@ def arrow_table(data_type: str, frame: pl.DataFrame, instrument: Instrument, ide
         ``TRADE_TICK``, ``QUOTE_TICK``, ``ORDER_BOOK_DELTAS``, ``BAR`` or ``FUNDING_RATE_UPDATE``.
     frame : pl.DataFrame
         Columns named as the schema; prices and sizes as ``Decimal(38, 16)``; the funding ``rate`` as a
-        decimal string; sorted by ``ts_init``.
+        decimal string; sorted by ``ts_init``. Quotes may add ``update_id`` (the venue's update id), kept as
+        an extra column.
     instrument : Instrument
         Gives the id and precisions stored in the schema metadata.
     identifier : str, optional
@@ -191,7 +200,7 @@ def arrow_table(data_type: str, frame: pl.DataFrame, instrument: Instrument, ide
     pa.Table
 
     """
-    fields = _SCHEMAS[data_type]
+    fields = _SCHEMAS[data_type] + [field for field in _OPTIONAL_FIELDS.get(data_type, []) if field.name in frame.columns]
     columns = []
     for schema_field in fields:
         column = frame[schema_field.name]

@@ -94,6 +94,14 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
         (mirrored at the ends, so that the first and last trades are judged like the others).
     depth_sequence : _Check
         Order book delta ``sequence`` (Binance update id) never goes backwards.
+    quote_update_ids : _Check
+        Quote ``update_id`` (Binance bookTicker ``u``, kept where the source has one) strictly increases: a
+        repeat is a duplicate quote, a step back a reordered one.
+    off_step_quantities : _Check
+        Quantities finer than the instrument's size step, as the venue sent them (resting orders older than a
+        step change): ``fail`` refuses the file, ``repair`` rounds them up to the step (never down to zero).
+        A source parser runs it, since the catalog can only hold quantities on the grid: ``warn`` and
+        ``off`` are not offered (either would store a value the file does not hold, unreported or unrepaired).
     overrides : list[PolicyOverride]
         Per-instrument changes on top of the above, applied in order (see :meth:`for_instrument`).
 
@@ -106,6 +114,8 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
     zero_volume: _ZeroVolumeCheck = msgspec.field(default_factory=_ZeroVolumeCheck)
     price_outliers: _PriceOutlierCheck = msgspec.field(default_factory=_PriceOutlierCheck)
     depth_sequence: _Check = msgspec.field(default_factory=_Check)
+    quote_update_ids: _Check = msgspec.field(default_factory=_Check)
+    off_step_quantities: _Check = msgspec.field(default_factory=lambda: _Check(REPAIR))
     overrides: list["PolicyOverride"] = msgspec.field(default_factory=list)
 
     def policy(self, check: str) -> str:
@@ -143,9 +153,15 @@ class CheckPolicies(msgspec.Struct, forbid_unknown_fields=True):
             if unknown:
                 raise ValueError(f"overrides[].checks: unknown checks {unknown}: expected some of {list(_CHECK_NAMES)}")
             for check, fields in override.checks.items():
+                if check in _PARSER_CHECKS and fields.get("policy", REPAIR) not in (FAIL, REPAIR):
+                    raise ValueError(f"overrides[].checks.{check}.policy: {fields['policy']!r}: expected fail or repair")
                 if fields.get("policy") == REPAIR and check not in _REPAIRABLE:
                     raise ValueError(f"overrides[].checks.{check}.policy: 'repair' is not offered by {check} (nothing safe to repair): expected fail, warn or off")
         for check in _CHECK_NAMES:
+            if check in _PARSER_CHECKS and getattr(self, check).policy not in (FAIL, REPAIR):
+                raise ValueError(
+                    f"checks.{check}.policy: {getattr(self, check).policy!r} would store a quantity the file does not hold: expected fail or repair"
+                )
             if getattr(self, check).policy == REPAIR and check not in _REPAIRABLE:
                 # msgspec turns a ValueError here into a ValidationError naming the file.
                 raise ValueError(f"checks.{check}.policy: 'repair' is not offered by {check} (nothing safe to repair): expected fail, warn or off")
@@ -192,13 +208,15 @@ class Finding:
     data_type : str
         ``trade_tick``, ``quote_tick`` or ``order_book_deltas``.
     file : Path
-        The catalog file holding the row.
+        The file holding the row: the raw input file on ingest, the catalog file in ``keel data check``.
     row : int
-        The row within ``file``, 0-based.
+        The row within ``file``'s table, 0-based (for ingest findings: within the table parsed from it).
     field : str
         The column at fault.
     problem : str
         What was found, and what was expected.
+    line : int, optional
+        The 1-based line of the raw input file the row came from (ingest findings; None for catalog files).
 
     """
 
@@ -210,9 +228,15 @@ class Finding:
     row: int
     field: str
     problem: str
+    line: int | None = None
+
+    @property
+    def location(self) -> str:
+        """Return ``file:line`` for a row of an input file, else ``file row N``."""
+        return f"{self.file}:{self.line}" if self.line is not None else f"{self.file} row {self.row}"
 
     def __str__(self) -> str:
-        return f"{self.policy}: {self.check}: {self.instrument_id} {self.data_type} {self.file} row {self.row} {self.field}: {self.problem}"
+        return f"{self.policy}: {self.check}: {self.instrument_id} {self.data_type} {self.location} {self.field}: {self.problem}"
 
 
 @dataclass(frozen=True)
@@ -329,6 +353,7 @@ def check_table(
     policies: CheckPolicies,
     instrument_id: str,
     source: Path,
+    lines: pl.Series | None = None,
 ) -> TableCheck:
     """
     Run the enabled checks of ``data_type`` on one table about to be ingested, and apply ``repair`` policies.
@@ -345,6 +370,8 @@ def check_table(
         Named in findings.
     source : Path
         The input file the table was parsed from, named in findings.
+    lines : pl.Series, optional
+        The 1-based line of ``source`` each row came from, named in findings (:attr:`Finding.line`).
 
     Returns
     -------
@@ -362,7 +389,8 @@ def check_table(
             continue
         for row_frame, field, problems in check(indexed, settings):
             for row, problem in zip(row_frame[_ROW], problems, strict=True):
-                findings.append(Finding(check_name, settings.policy, instrument_id, data_type, source, row, field, problem))
+                line = None if lines is None else int(lines[row])
+                findings.append(Finding(check_name, settings.policy, instrument_id, data_type, source, row, field, problem, line))
         if settings.policy == REPAIR:
             if check_name in _DROP_REPAIRS:
                 drop = drop | _DROP_REPAIRS[check_name](indexed, settings)
@@ -383,7 +411,8 @@ def _read_folder(files: list[CatalogFile]) -> pl.DataFrame:
         columns = {name: decode_column(table.column(name)) for name in table.column_names}
         frame = pl.DataFrame(columns)
         frames.append(frame.with_columns(pl.lit(index, dtype=pl.Int64).alias(_FILE), pl.int_range(frame.height, dtype=pl.Int64).alias(_ROW)))
-    return pl.concat(frames)
+    # Some sources keep columns others have not (bookTicker update ids): rows without one hold null there.
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _plain(value: Decimal) -> str:
@@ -517,6 +546,17 @@ def _depth_sequence(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
     return [(rows, "sequence", problems)]
 
 
+def _quote_update_ids(frame: pl.DataFrame, settings: _Check) -> list[_Result]:
+    if "update_id" not in frame.columns:
+        return []  # a source without update ids (OKX tickers, Tardis, a live session's quotes)
+    rows = frame.with_columns(pl.col("update_id").shift(1).alias("previous")).filter(pl.col("update_id") <= pl.col("previous"))
+    problems = [
+        f"update_id {update_id} after {previous}: expected an increasing update id ({'a duplicate' if update_id == previous else 'it goes backwards'})"
+        for update_id, previous in zip(rows["update_id"], rows["previous"], strict=True)
+    ]
+    return [(rows, "update_id", problems)]
+
+
 _CHECKS_BY_TYPE: dict[str, list[tuple[str, _CheckFunction]]] = {
     TRADE_TICK: [
         ("ts_init_monotonic", _ts_init_monotonic),
@@ -529,6 +569,7 @@ _CHECKS_BY_TYPE: dict[str, list[tuple[str, _CheckFunction]]] = {
         ("ts_init_monotonic", _ts_init_monotonic),
         ("crossed_quotes", _crossed_quotes),
         ("zero_volume", _zero_volume),
+        ("quote_update_ids", _quote_update_ids),
     ],
     ORDER_BOOK_DELTAS: [
         ("ts_init_monotonic", _ts_init_monotonic),
@@ -575,4 +616,6 @@ _DROP_REPAIRS: dict[str, Callable[[pl.DataFrame, _Check], pl.Series]] = {
     "zero_volume": _zero_volume_rows,
     "price_outliers": _outlier_rows,
 }
-_REPAIRABLE = frozenset(_DROP_REPAIRS) | {"ts_init_monotonic"}
+_REPAIRABLE = frozenset(_DROP_REPAIRS) | {"ts_init_monotonic", "off_step_quantities"}
+# Checks a source parser runs on the venue's text (the catalog cannot hold what they find): fail or repair only.
+_PARSER_CHECKS = frozenset({"off_step_quantities"})

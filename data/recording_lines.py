@@ -13,9 +13,12 @@ from keel.data.catalog_layout import F_LAST
 from keel.data.catalog_layout import SIDE_BUY
 from keel.data.catalog_layout import SIDE_SELL
 from keel.data.errors import DataInputError
+from keel.data.progress import IngestProgress
+
+_PROGRESS_EVERY = 1 << 14  # lines between progress reports
 
 
-def numbered_lines(path: Path, expected: str) -> Iterator[tuple[int, bytes]]:
+def numbered_lines(path: Path, expected: str, progress: IngestProgress | None = None) -> Iterator[tuple[int, bytes]]:
     """
     Yield ``(1-based line number, line)`` for every non-empty line of a ``.gz`` or plain text recording.
 
@@ -24,22 +27,33 @@ def numbered_lines(path: Path, expected: str) -> Iterator[tuple[int, bytes]]:
     path : Path
         The recording.
     expected : str
-        What the file should be (``"a Binance recording"``), named when it is missing.
+        What the file should be (``"a Binance recording"``), named when it is missing or empty.
+    progress : IngestProgress, optional
+        Told when the file starts and, every few thousand lines, how far it has got.
 
     Raises
     ------
     DataInputError
-        If the file is missing, or its gzip stream is truncated or corrupt (naming the line reached).
+        If the file is missing, empty (no non-empty line), or its gzip stream is truncated or corrupt
+        (naming the line reached).
 
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     line_number = 0
+    yielded = False
     try:
-        with opener(path, "rb") as stream:
+        with open(path, "rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+            if progress is not None:
+                progress.start_file(path)
             for line_number, raw_line in enumerate(stream, start=1):
+                if progress is not None and line_number % _PROGRESS_EVERY == 0:
+                    progress.advance(line_number, raw.tell())
                 raw_line = raw_line.rstrip(b"\r\n")
                 if raw_line:
+                    yielded = True
                     yield line_number, raw_line
+            if progress is not None:
+                progress.advance(line_number, raw.tell())
     except FileNotFoundError:
         raise DataInputError(path, f"file not found: expected {expected}") from None
     except EOFError:
@@ -48,6 +62,8 @@ def numbered_lines(path: Path, expected: str) -> Iterator[tuple[int, bytes]]:
         ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as error:
         raise DataInputError(path, f"unreadable gzip ({error})", line_number + 1) from None
+    if not yielded:
+        raise DataInputError(path, f"empty file ({line_number} lines, none with data): expected {expected}")
 
 
 class LineChunks:

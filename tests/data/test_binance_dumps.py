@@ -455,4 +455,4 @@ def test_crossed_book_ticker_is_refused_by_the_data_checks(recorded: tuple, cata
     lines[20] = ",".join(fields)
     dump = write_dump(tmp_path, "BTCUSDT-bookTicker-2024-08-08", lines)
 
-    assert_refused("bookTicker", dump, catalog, spot, None, r"crossed_quotes: BTCUSDT.BINANCE quote_tick row 20 \(0-based")
+    assert_refused("bookTicker", dump, catalog, spot, 21, r"crossed_quotes: BTCUSDT.BINANCE quote_tick bid_price: bid")

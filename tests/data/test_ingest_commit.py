@@ -1,4 +1,4 @@
-"""commit_tables: appending later data works, overlapping windows are refused, tables are staged one at a time, and any failure leaves the catalog unchanged."""
+"""commit_tables: appending later data works, different data for a held window is refused, tables are staged one at a time, and any failure leaves the catalog unchanged."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +44,7 @@ def test_appending_a_later_window_extends_the_catalog(ethusdt_trades: tuple, tmp
     assert len(list((catalog / "data" / TRADE_TICK / instrument.id.value).glob("*.parquet"))) == 2
 
 
-def test_overlapping_window_is_refused_naming_the_file_it_overlaps(ethusdt_trades: tuple, tmp_path: Path) -> None:
+def test_different_data_for_a_held_window_is_refused_naming_both_files(ethusdt_trades: tuple, tmp_path: Path) -> None:
     instrument, trades, recording = ethusdt_trades
     catalog = tmp_path / "catalog"
     commit_tables(catalog, [instrument], [SourceTable(TRADE_TICK, instrument.id.value, instrument, trades.head(600), recording)])
@@ -56,7 +56,7 @@ def test_overlapping_window_is_refused_naming_the_file_it_overlaps(ethusdt_trade
 
     assert raised.value.path == recording
     assert str(existing) in raised.value.problem
-    assert "overlaps" in raised.value.problem
+    assert "different data" in raised.value.problem
     assert _listing(catalog) == before
 
 
