@@ -426,6 +426,7 @@ def ingest_ohlcv_bars(
     *,
     allow_gaps: bool = False,
     checks: CheckPolicies | None = None,
+    replace: bool = False,
 ) -> IngestReport:
     """
     Ingest OHLCV files of one instrument as ``<instrument>-<n>-<UNIT>-LAST-EXTERNAL`` bars, all or nothing.
@@ -447,6 +448,9 @@ def ingest_ohlcv_bars(
         Accept missing bars.
     checks : CheckPolicies, optional
         Data-check policies (``keel.data.quality``) applied before writing (default: ``configs/data_checks.yaml``).
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
+        without it, different data for a window the catalog holds is refused, naming both files.
 
     Returns
     -------
@@ -466,7 +470,7 @@ def ingest_ohlcv_bars(
         read_on_version_in_force(instrument, lambda version, path=Path(path): read_ohlcv_file(path, version, interval, market, allow_gaps=allow_gaps))
         for path in paths
     )
-    return commit_tables(catalog, [], tables, checks=checks)
+    return commit_tables(catalog, [], tables, checks=checks, replace=replace)
 
 
 def _read_feather(path: Path, instrument: Instrument) -> pl.DataFrame:

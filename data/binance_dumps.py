@@ -228,6 +228,7 @@ def ingest_binance_dump(
     symbol: str | None = None,
     checks: CheckPolicies | None = None,
     chunk_bytes: int = DUMP_CHUNK_BYTES,
+    replace: bool = False,
 ) -> IngestReport:
     """
     Ingest data.binance.vision dump files of one kind, all or nothing.
@@ -252,6 +253,9 @@ def ingest_binance_dump(
     chunk_bytes : int, default DUMP_CHUNK_BYTES
         Files are read, checked and written a chunk of about this size at a time (one catalog file each),
         so memory stays bounded for monthly dumps; see :func:`read_binance_dump`.
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
+        without it, different data for a window the catalog holds is refused, naming both files.
 
     Returns
     -------
@@ -281,7 +285,7 @@ def ingest_binance_dump(
             versions[path], lambda version, path=path: read_binance_dump(kind, path, version, interval, chunk_bytes)
         )
     )
-    return commit_tables(catalog, [], tables, checks=checks)
+    return commit_tables(catalog, [], tables, checks=checks, replace=replace)
 
 
 def _symbol(path: Path, symbol: str | None) -> str:

@@ -171,6 +171,7 @@ def ingest_funding_rates(
     instrument: InstrumentVersions,
     interval_minutes: int | None = None,
     checks: CheckPolicies | None = None,
+    replace: bool = False,
 ) -> IngestReport:
     """
     Ingest funding-rate files of one perpetual, all or nothing.
@@ -188,6 +189,9 @@ def ingest_funding_rates(
         Minutes between settlements; from the freqtrade file name, or 480 for Binance JSON, when None.
     checks : CheckPolicies, optional
         Data-check policies (``keel.data.quality``) applied before writing (default: ``configs/data_checks.yaml``).
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
+        without it, different data for a window the catalog holds is refused, naming both files.
 
     Returns
     -------
@@ -212,7 +216,7 @@ def ingest_funding_rates(
             tables.append(read_on_version_in_force(instrument, lambda version, path=path, minutes=minutes: read_binance_funding_json(path, version, minutes)))
         else:
             raise DataInputError(path, f"unknown extension {suffix!r}: expected .feather (freqtrade) or .json (Binance fundingRate)")
-    return commit_tables(catalog, [], tables, checks=checks)  # each table's instrument version is stored with it
+    return commit_tables(catalog, [], tables, checks=checks, replace=replace)  # each table's instrument version is stored with it
 
 
 def _decimal_text(fixed: pl.Series) -> pl.Series:

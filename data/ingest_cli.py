@@ -1,6 +1,7 @@
 """``keel data ingest <source>``: one subcommand per kind of raw file, each all or nothing into the catalog."""
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from keel.data.cli_format import echo_ingest_report
 
 if TYPE_CHECKING:
     from keel.data.ingest import IngestReport
+    from keel.data.progress import IngestProgress
     from keel.data.quality import CheckPolicies
 
 ingest_app = typer.Typer(
@@ -23,6 +25,14 @@ ingest_app = typer.Typer(
 CatalogOption = Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")]
 ChecksOption = Annotated[
     Path | None, typer.Option(help="Checks file: a fail/warn/repair/off policy per data check (default configs/data_checks.yaml).")
+]
+ReplaceOption = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace the catalog's data of a window the files hold different data for (its rows outside the window are kept). "
+        "Without it such data is refused, naming both files; the same data again is always a no-op.",
+    ),
 ]
 
 
@@ -58,17 +68,24 @@ def ingest_binance_spot_command(
         Path | None, typer.Option(help="Saved /api/v3/exchangeInfo response with every recorded symbol (default: the shipped one).")
     ] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
-    Ingest Binance spot websocket recordings: trades, bookTicker quotes, L2 depth (snapshot + diffs).
+    Ingest Binance spot websocket recordings: trades, bookTicker quotes (with their update ids), L2 depth (snapshot + diffs).
 
-    Every line is checked (JSON, order of local times, depth rule U == previous u + 1, trade ids); on any error the file and line are named and the catalog is left exactly as it was. Ingesting the same file again is a no-op.
+    Every line is checked (JSON, order of local times, depth rule U == previous u + 1, trade ids); on any error the file and line are named and the catalog is left exactly as it was. Files are read in time order; a file without a snapshot continues the previous file of its symbol (given here, or already in the catalog) when its first diff continues that file's last one, and is refused as a gap otherwise. Ingesting the same data again is a no-op.
     """
     from keel.data.ingest import DEFAULT_EXCHANGE_INFO
     from keel.data.ingest import ingest_binance_spot
+    from keel.data.progress import IngestProgress
 
     policies = load_policies(checks)
-    run_ingest(lambda root: ingest_binance_spot(recordings, root, exchange_info or DEFAULT_EXCHANGE_INFO, policies), catalog)
+    progress = IngestProgress(recordings)
+    run_ingest(
+        lambda root: ingest_binance_spot(recordings, root, exchange_info or DEFAULT_EXCHANGE_INFO, policies, replace=replace, progress=progress),
+        catalog,
+        progress,
+    )
 
 
 @ingest_app.command(name="binance-usdm")
@@ -78,22 +95,27 @@ def ingest_binance_usdm_command(
     exchange_info: Annotated[Path | None, typer.Option(help="Saved /fapi/v1/exchangeInfo response (default: the shipped one).")] = None,
     history: Annotated[Path | None, typer.Option(help="Tick-size history YAML (default data/sample/binance_usdm/tick_size_history.yaml).")] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest Binance USDT-M futures recordings as <SYMBOL>-PERP.BINANCE: trades (MARKET prints), bookTicker quotes, L2 depth.
 
-    Depth continuity is the futures rule (pu == previous u); each recording is priced on the instrument version in force at its first timestamp (tick-size history), and a price off that version's tick is refused. On any error the file and line are named and the catalog is left exactly as it was.
+    Depth continuity is the futures rule (pu == previous u), also from a file to the next one it continues (given here, or already in the catalog); each recording is priced on the instrument version in force at its first timestamp (tick-size history), and a price off that version's tick is refused. On any error the file and line are named and the catalog is left exactly as it was.
     """
     from keel.data.binance_usdm_ingest import DEFAULT_TICK_SIZE_HISTORY
     from keel.data.binance_usdm_ingest import DEFAULT_USDM_EXCHANGE_INFO
     from keel.data.binance_usdm_ingest import ingest_binance_usdm
+    from keel.data.progress import IngestProgress
 
     policies = load_policies(checks)
+    progress = IngestProgress(recordings)
     run_ingest(
         lambda root: ingest_binance_usdm(
-            recordings, root, exchange_info or DEFAULT_USDM_EXCHANGE_INFO, history or DEFAULT_TICK_SIZE_HISTORY, policies
+            recordings, root, exchange_info or DEFAULT_USDM_EXCHANGE_INFO, history or DEFAULT_TICK_SIZE_HISTORY, policies,
+            replace=replace, progress=progress,
         ),
         catalog,
+        progress,
     )
 
 
@@ -107,6 +129,7 @@ def ingest_okx_command(
         Path | None, typer.Option(help="Saved /api/v5/public/instruments response, or the shipped extract (default data/sample/okx/instruments.json).")
     ] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest OKX v5 public websocket recordings: books L2 deltas, trades, tickers quotes.
@@ -115,9 +138,15 @@ def ingest_okx_command(
     """
     from keel.data.okx_instruments import DEFAULT_OKX_INSTRUMENTS
     from keel.data.okx_recording import ingest_okx_recording
+    from keel.data.progress import IngestProgress
 
     policies = load_policies(checks)
-    report = run_ingest(lambda root: ingest_okx_recording(recordings, root, instruments or DEFAULT_OKX_INSTRUMENTS, policies), catalog)
+    progress = IngestProgress(recordings)
+    report = run_ingest(
+        lambda root: ingest_okx_recording(recordings, root, instruments or DEFAULT_OKX_INSTRUMENTS, policies, replace=replace, progress=progress),
+        catalog,
+        progress,
+    )
     typer.echo(f"checked: {report.checksums_verified} books checksums")
     for key, count in sorted(report.skipped_messages.items()):
         typer.echo(f"skipped: {key}: {count} messages (no instrument definition, or a channel not ingested)")
@@ -136,6 +165,7 @@ def ingest_tardis_command(
     exchange_info: Annotated[Path | None, typer.Option(help="Saved exchangeInfo of that market (default: the shipped one).")] = None,
     history: Annotated[Path | None, typer.Option(help="usdm only: tick-size history YAML (default: the shipped one).")] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest Tardis.dev CSV files: trades, quotes, incremental L2 book, top-N book snapshots.
@@ -150,7 +180,7 @@ def ingest_tardis_command(
 
     def ingest(root: Path) -> "IngestReport":
         try:
-            return ingest_tardis(files, root, instruments, kind, policies)
+            return ingest_tardis(files, root, instruments, kind, policies, replace=replace)
         except ValueError as error:  # an unknown --kind; DataInputError (a ValueError too) is bad input in a file
             if isinstance(error, DataInputError):
                 raise
@@ -171,6 +201,7 @@ def ingest_binance_dump_command(
     exchange_info: Annotated[Path | None, typer.Option(help="Saved exchangeInfo of that market (default: the shipped one).")] = None,
     history: Annotated[Path | None, typer.Option(help="usdm only: tick-size history YAML (default: the shipped one).")] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest data.binance.vision dumps: trades and aggTrades as trade ticks, bookTicker as quote ticks, klines as bars.
@@ -181,7 +212,7 @@ def ingest_binance_dump_command(
 
     policies = load_policies(checks)
     instruments = _binance_instruments(market, exchange_info, history)
-    run_ingest(lambda root: ingest_binance_dump(kind.value, files, root, instruments, interval, symbol, policies), catalog)
+    run_ingest(lambda root: ingest_binance_dump(kind.value, files, root, instruments, interval, symbol, policies, replace=replace), catalog)
 
 
 @ingest_app.command(name="bars")
@@ -194,6 +225,7 @@ def ingest_bars_command(
     allow_gaps: Annotated[bool, typer.Option(help="Accept missing bars (whole multiples of the interval); duplicates and steps back stay errors.")] = False,
     instruments_file: Annotated[Path | None, typer.Option(help="Saved exchangeInfo / OKX instruments response (default: the shipped one of the venue).")] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest OHLCV bars as <instrument>-<n>-<UNIT>-LAST-EXTERNAL bars (ts_init = the bar's close, nautilus' convention).
@@ -204,7 +236,7 @@ def ingest_bars_command(
 
     policies = load_policies(checks)
     versions = _instrument_versions(instrument, instruments_file)
-    run_ingest(lambda root: ingest_ohlcv_bars(files, root, versions, interval, market, allow_gaps=allow_gaps, checks=policies), catalog)
+    run_ingest(lambda root: ingest_ohlcv_bars(files, root, versions, interval, market, allow_gaps=allow_gaps, checks=policies, replace=replace), catalog)
 
 
 @ingest_app.command(name="funding")
@@ -215,6 +247,7 @@ def ingest_funding_command(
     interval_minutes: Annotated[int | None, typer.Option(help="Minutes between settlements (default: from the file name; 480 for Binance JSON).")] = None,
     instruments_file: Annotated[Path | None, typer.Option(help="Saved /fapi/v1/exchangeInfo response (default: the shipped one).")] = None,
     checks: ChecksOption = None,
+    replace: ReplaceOption = False,
 ) -> None:
     """
     Ingest funding-rate history as FundingRateUpdate (nautilus delivers them to on_funding_rate in a backtest; it does not settle them).
@@ -225,7 +258,7 @@ def ingest_funding_command(
 
     policies = load_policies(checks)
     versions = _instrument_versions(instrument, instruments_file)
-    run_ingest(lambda root: ingest_funding_rates(files, root, versions, interval_minutes, policies), catalog)
+    run_ingest(lambda root: ingest_funding_rates(files, root, versions, interval_minutes, policies, replace=replace), catalog)
 
 
 @ingest_app.command(name="instruments")
@@ -263,13 +296,14 @@ def load_policies(checks: Path | None) -> "CheckPolicies":
         raise typer.Exit(code=2) from None
 
 
-def run_ingest(ingest: Callable[[Path], "IngestReport"], catalog: Path | None) -> "IngestReport":
-    """Run one source's ingest into the catalog and print its report; bad input exits 2 with the error."""
+def run_ingest(ingest: Callable[[Path], "IngestReport"], catalog: Path | None, progress: "IngestProgress | None" = None) -> "IngestReport":
+    """Run one source's ingest into the catalog (drawing ``progress`` while it runs) and print its report; bad input exits 2 with the error."""
     from keel.data.errors import DataInputError
     from keel.settings import default_catalog_path
 
     try:
-        report = ingest(catalog or default_catalog_path())
+        with progress if progress is not None else nullcontext():
+            report = ingest(catalog or default_catalog_path())
     except DataInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None

@@ -68,6 +68,7 @@ from keel.data.okx_instruments import SAMPLE_OKX_DIR
 from keel.data.okx_instruments import SUPPORTED_INSTRUMENT_TYPES
 from keel.data.okx_instruments import instrument_from_okx_definition
 from keel.data.okx_instruments import load_okx_instrument_definitions
+from keel.data.progress import IngestProgress
 from keel.data.quality import CheckPolicies
 from keel.data.recording_lines import DeltaColumns
 from keel.data.recording_lines import numbered_lines
@@ -148,6 +149,14 @@ class _Columns:
     quote_ts_init: list[int] = field(default_factory=list)
     quote_line: list[int] = field(default_factory=list)
     deltas: DeltaColumns = field(default_factory=DeltaColumns)
+
+    def lines(self) -> dict[str, pl.Series]:
+        """Return, per data type, the recording line of each row (named in findings)."""
+        return {
+            TRADE_TICK: pl.Series(self.trade_line, dtype=pl.Int64),
+            QUOTE_TICK: pl.Series(self.quote_line, dtype=pl.Int64),
+            ORDER_BOOK_DELTAS: pl.Series(self.deltas.line, dtype=pl.Int64),
+        }
 
 
 @dataclass(frozen=True)
@@ -358,6 +367,8 @@ def ingest_okx_recording(
     catalog: Path,
     instruments_file: Path = DEFAULT_OKX_INSTRUMENTS,
     checks: CheckPolicies | None = None,
+    replace: bool = False,
+    progress: IngestProgress | None = None,
 ) -> OKXIngestReport:
     """
     Ingest cryptofeed OKX v5 public websocket recordings (books, trades, tickers) and their instruments.
@@ -375,6 +386,11 @@ def ingest_okx_recording(
         instruments are ingested, every other recorded instrument is skipped and counted.
     checks : CheckPolicies, optional
         Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
+        without it, different data for a window the catalog holds is refused, naming both files.
+    progress : IngestProgress, optional
+        Told about every file read.
 
     Returns
     -------
@@ -403,7 +419,7 @@ def ingest_okx_recording(
         # (books, trade runs) carries on to the next file of the same connection.
         nonlocal checksums_verified
         for path in sorted((Path(path) for path in recordings), key=_rotation_key):
-            raw = read_okx_recording(path, ingestable, states.setdefault(_rotation_key(path)[0], OKXStreamState()))
+            raw = read_okx_recording(path, ingestable, states.setdefault(_rotation_key(path)[0], OKXStreamState()), progress)
             checksums_verified += raw.checksums_verified
             for key, count in raw.skipped_messages.items():
                 skipped[key] = skipped.get(key, 0) + count
@@ -412,8 +428,9 @@ def ingest_okx_recording(
                     instruments[inst_id] = instrument_from_okx_definition(definitions[inst_id], instruments_file)
             for inst_id, frames in recording_frames(raw, instruments).items():
                 instrument = instruments[inst_id]
+                lines = raw.columns[inst_id].lines()
                 for data_type, frame in frames.items():
-                    yield SourceTable(data_type, instrument.id.value, instrument, frame, raw.path)
+                    yield SourceTable(data_type, instrument.id.value, instrument, frame, raw.path, lines[data_type])
         if not instruments:
             raise DataInputError(
                 Path(recordings[0]),
@@ -421,7 +438,7 @@ def ingest_okx_recording(
                 "expected an instruments file covering at least one of them",
             )
 
-    report = commit_tables(catalog, [], tables(), checks=checks)
+    report = commit_tables(catalog, [], tables(), checks=checks, replace=replace)
     return OKXIngestReport(
         **{item.name: getattr(report, item.name) for item in fields(report)},
         checksums_verified=checksums_verified,
@@ -429,7 +446,9 @@ def ingest_okx_recording(
     )
 
 
-def read_okx_recording(path: Path, inst_ids: set[str], state: OKXStreamState | None = None) -> OKXRecording:
+def read_okx_recording(
+    path: Path, inst_ids: set[str], state: OKXStreamState | None = None, progress: IngestProgress | None = None
+) -> OKXRecording:
     """
     Decode every line of a recording, keep every instrument's book, and check its integrity.
 
@@ -441,6 +460,8 @@ def read_okx_recording(path: Path, inst_ids: set[str], state: OKXStreamState | N
         OKX instrument ids to collect data for; the books of all others are kept for their checksums only.
     state : OKXStreamState, optional
         Books and trade runs from the previous file of the same connection; a fresh state when None.
+    progress : IngestProgress, optional
+        Told how far the reading has got.
 
     Returns
     -------
@@ -457,7 +478,7 @@ def read_okx_recording(path: Path, inst_ids: set[str], state: OKXStreamState | N
     path = Path(path)
     state = state if state is not None else OKXStreamState()
     reader = _RecordingReader(path, inst_ids, state)
-    for line_number, raw_line in numbered_lines(path, "a cryptofeed OKX websocket recording"):
+    for line_number, raw_line in numbered_lines(path, "a cryptofeed OKX websocket recording", progress):
         try:
             reader.read_line(line_number, raw_line)
         except msgspec.ValidationError as error:

@@ -38,12 +38,12 @@ class IngestProgress:
         self._bytes_before_file = 0
         self._current: Path | None = None
         self._progress = Progress(
-            TextColumn("[bold]ingest[/bold] file {task.fields[file_number]}/{task.fields[files]} {task.fields[name]}"),
-            BarColumn(),
-            TextColumn("{task.fields[lines]:,} lines, {task.fields[rate]:,.0f} lines/s"),
+            TextColumn("file {task.fields[file_number]}/{task.fields[files]} {task.fields[name]}"),
+            BarColumn(bar_width=12),
+            TextColumn("{task.fields[lines]:,} lines {task.fields[rate]:,.0f}/s"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             console=console or Console(stderr=True),
             transient=False,
         )

@@ -61,7 +61,11 @@ from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
 from keel.data.instrument_history import instrument_as_of
 from keel.data.instruments import PERPETUAL_SUFFIX
+from keel.data.off_step import QuantityColumn
+from keel.data.off_step import quantities_on_step
 from keel.data.quality import CheckPolicies
+from keel.data.quality import Finding
+from keel.data.quality import load_check_policies
 from keel.data.recording_lines import LineChunks
 
 TRADES = "trades"
@@ -96,6 +100,8 @@ TARDIS_CHUNK_BYTES = 256 * 1024 * 1024
 _AGGRESSORS = {"buy": AGGRESSOR_BUYER, "sell": AGGRESSOR_SELLER, "unknown": AGGRESSOR_NONE}
 _BOOK_SIDES = {"bid": SIDE_BUY, "ask": SIDE_SELL}
 _BOOLEANS = {"true": True, "false": False}
+_DATA_TYPES = {TRADES: TRADE_TICK, QUOTES: QUOTE_TICK}  # every other layout is order book deltas
+_LINE = "line"  # the file line of each row, carried beside the catalog columns for findings
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ def ingest_tardis(
     kind: str | None = None,
     checks: CheckPolicies | None = None,
     chunk_bytes: int = TARDIS_CHUNK_BYTES,
+    replace: bool = False,
 ) -> IngestReport:
     """
     Ingest Tardis.dev CSV files (plain or gzip) and the instruments they refer to, all or nothing.
@@ -152,6 +159,9 @@ def ingest_tardis(
     chunk_bytes : int, default TARDIS_CHUNK_BYTES
         Files are read, checked and written about this much (uncompressed) at a time; see
         :func:`read_tardis_file`.
+    replace : bool, default False
+        Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
+        without it, different data for a window the catalog holds is refused, naming both files.
 
     Returns
     -------
@@ -168,22 +178,24 @@ def ingest_tardis(
     catalog = Path(catalog).resolve()
     if not paths:
         raise DataInputError(catalog, "no file given: expected at least one Tardis CSV file")
+    policies = checks or load_check_policies()
     rounded: dict[str, int] = {}  # filled as commit_tables consumes the tables, read by it at the end
 
     def tables() -> Iterator[SourceTable]:
         # One chunk at a time: commit_tables stages its tables (and their instruments) before the next is read.
         for path in paths:
-            for parsed in read_tardis_file(Path(path), instruments, kind, chunk_bytes):
+            for parsed in read_tardis_file(Path(path), instruments, kind, chunk_bytes, policies):
                 for instrument_id, count in parsed.rounded_quantities.items():
                     rounded[instrument_id] = rounded.get(instrument_id, 0) + count
                 yield from parsed.tables
 
-    return commit_tables(catalog, [], tables(), rounded, checks)
+    return commit_tables(catalog, [], tables(), rounded, policies, replace)
 
 
 def read_tardis_file(
     path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None,
     chunk_bytes: int = TARDIS_CHUNK_BYTES,
+    policies: CheckPolicies | None = None,
 ) -> Iterator[TardisFile]:
     """
     Parse and check one Tardis CSV file into catalog tables, a chunk of about ``chunk_bytes`` at a time.
@@ -202,6 +214,8 @@ def read_tardis_file(
         The layout; detected from the header when None.
     chunk_bytes : int, default TARDIS_CHUNK_BYTES
         How much of the (uncompressed) file one chunk covers, cut at a line end.
+    policies : CheckPolicies, optional
+        Give the ``off_step_quantities`` policy (default: ``configs/data_checks.yaml``).
 
     Yields
     ------
@@ -221,6 +235,7 @@ def read_tardis_file(
 
     """
     path = Path(path)
+    policies = policies or load_check_policies()
     chunks = _byte_chunks(path, chunk_bytes)
     data = next(chunks)
     header = _header(path, data)
@@ -255,10 +270,11 @@ def read_tardis_file(
             if part.is_empty():
                 continue
             instrument = _instrument_for(path, exchange, symbol, part, instruments)
-            decimals = _Decimals(path, instrument)
+            off_step_policy = policies.for_instrument(instrument.id.value).off_step_quantities.policy
+            decimals = _Decimals(path, instrument, _DATA_TYPES.get(kind, ORDER_BOOK_DELTAS), off_step_policy)
             data_type, output = _build(path, kind, part, decimals, continues=key in started)
             started.add(key)
-            tables.append(SourceTable(data_type, instrument.id.value, instrument, output, path))
+            tables.append(SourceTable(data_type, instrument.id.value, instrument, output.drop(_LINE), path, output[_LINE], tuple(decimals.findings)))
             if decimals.rounded_quantities:
                 rounded[instrument.id.value] = rounded.get(instrument.id.value, 0) + decimals.rounded_quantities
         yield TardisFile(path=path, kind=kind, tables=tables, rounded_quantities=rounded)
@@ -510,6 +526,7 @@ def _trades(path: Path, part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFra
             "trade_id": part["id"],
             "ts_event": part["ts_event"],
             "ts_init": part["ts_init"],
+            _LINE: part["line"],
         }
     )
 
@@ -523,6 +540,7 @@ def _quotes(part: pl.DataFrame, decimals: "_Decimals") -> pl.DataFrame:
             "ask_size": decimals.size(part, "ask_amount"),
             "ts_event": part["ts_event"],
             "ts_init": part["ts_init"],
+            _LINE: part["line"],
         }
     )
 
@@ -548,6 +566,7 @@ def _incremental_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", c
             "size": size,
             "ts_event": part["ts_event"],
             "ts_init": part["ts_init"],
+            _LINE: part["line"],
             "position": pl.int_range(1, 2 * part.height + 1, 2, eager=True),
         }
     )
@@ -594,7 +613,9 @@ def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", leve
             sides.append(pl.lit(side, pl.UInt8))
             prices.append(pl.col(price_column))
             sizes.append(pl.col(amount_column))
-    wide = pl.DataFrame({**columns, "ts_event": part["ts_event"], "ts_init": part["ts_init"], "row": pl.int_range(0, part.height, eager=True)})
+    wide = pl.DataFrame(
+        {**columns, "ts_event": part["ts_event"], "ts_init": part["ts_init"], "row": pl.int_range(0, part.height, eager=True), _LINE: part["line"]}
+    )
     # Each row becomes its CLEAR followed by its levels; empty levels (a thinner book) drop out.
     long = (
         wide.select(
@@ -605,6 +626,7 @@ def _snapshot_deltas(path: Path, part: pl.DataFrame, decimals: "_Decimals", leve
             "ts_event",
             "ts_init",
             "row",
+            _LINE,
         )
         .explode(["action", "side", "price", "size"])
         .filter(pl.col("price").is_not_null())
@@ -626,6 +648,7 @@ def _delta_columns(frame: pl.DataFrame) -> pl.DataFrame:
         pl.lit(0, pl.UInt64).alias("sequence"),
         "ts_event",
         "ts_init",
+        _LINE,
     )
 
 
@@ -643,18 +666,26 @@ def _raise_on_first(path: Path, part: pl.DataFrame, bad: pl.Series, column: str,
 
 class _Decimals:
     """
-    Convert one instrument's decimal text columns exactly, counting amounts rounded up to the size step.
+    Convert one instrument's decimal text columns exactly, keeping the ``off_step_quantities`` findings.
 
     Prices off the tick are errors. Amounts off the step are real on Binance: resting orders placed before
-    a step was coarsened keep their finer quantities. They are rounded up to the next step (never to zero),
-    the rule of the Binance recording source, and counted.
+    a step was coarsened keep their finer quantities. They go through the ``off_step_quantities`` check
+    (:mod:`keel.data.off_step`), as in the Binance recording source: refused, or rounded up and reported.
     """
 
-    def __init__(self, path: Path, instrument: Instrument) -> None:
+    def __init__(self, path: Path, instrument: Instrument, data_type: str, off_step_policy: str) -> None:
         self._path = path
+        self._instrument_id = instrument.id.value
+        self._data_type = data_type
+        self._off_step_policy = off_step_policy
         self._price_precision = instrument.price_precision
         self._size_precision = instrument.size_precision
-        self.rounded_quantities = 0
+        self.findings: list[Finding] = []
+
+    @property
+    def rounded_quantities(self) -> int:
+        """Return how many amounts were rounded up to the size step."""
+        return len(self.findings)
 
     def price(self, part: pl.DataFrame, column: str) -> pl.Series:
         """Return ``column`` (decimal text, nulls kept) as ``Decimal(38, 16)``; raise off the tick."""
@@ -664,18 +695,12 @@ class _Decimals:
         return to_fixed(text)
 
     def size(self, part: pl.DataFrame, column: str) -> pl.Series:
-        """Return ``column`` (decimal text, nulls kept) as ``Decimal(38, 16)``, rounded up to the size step."""
+        """Return ``column`` (decimal text, nulls kept) as ``Decimal(38, 16)`` on the step grid (``off_step_quantities``)."""
         text = self._checked_text(part, column)
-        precision = self._size_precision
-        off_grid = off_grid_mask(text, precision) & text.is_not_null()
-        fixed = to_fixed(text)
-        if not off_grid.any():
-            return fixed
-        self.rounded_quantities += int(off_grid.sum())
-        # Digits beyond the step are non-zero there, so the ceiling is the truncation plus one step.
-        truncated = to_fixed(text.str.extract(rf"^(\d+(?:\.\d{{0,{precision}}})?)"))
-        step = pl.lit(Decimal(1).scaleb(-precision), FIXED_DTYPE)
-        return pl.select(pl.when(pl.lit(off_grid)).then(pl.lit(truncated) + step).otherwise(pl.lit(fixed)).cast(FIXED_DTYPE)).to_series().alias(column)
+        where = QuantityColumn(self._path, self._instrument_id, self._data_type, f"field '{column}'", self._off_step_policy)
+        fixed, findings = quantities_on_step(text, self._size_precision, part["line"], where)
+        self.findings.extend(findings)
+        return fixed.alias(column)
 
     def _checked_text(self, part: pl.DataFrame, column: str) -> pl.Series:
         text = part[column]
