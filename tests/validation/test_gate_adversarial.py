@@ -320,7 +320,11 @@ def test_resealed_tamper_is_caught_by_the_comparison(redis_service: None, record
     tamper, failing_check = COMPARISON_TAMPERS[case]
     session = _copy(recorded, tmp_path, tamper)
 
-    _assert_rejected_or_refused(session, tmp_path, backtest_cache, failing_check)
+    # Re-sealed and self-consistent: not refused, so the comparison is what must reject it.
+    report = _gate(session, tmp_path, backtest_cache)
+
+    assert not report.promoted
+    assert failing_check in _failed(report), sorted(_failed(report))
 
 
 @pytest.mark.slow
