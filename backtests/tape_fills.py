@@ -13,20 +13,23 @@ moment the engine matches the order:
 2. **Top**: the latest ``QuoteTick`` (bookTicker) is the authority on the best level of each side. Depth levels
    better than it are gone; the level at its price has its size. A venue streams a new bookTicker on every
    change of the top, while depth diffs come in batches, so the quote is never older than what it replaces.
-3. **Trades**: every trade print after the quote (after the last depth update when there are no quotes) took
+3. **Trades**: every trade print after the quote (without quotes: after the depth's last update, both in venue
+   time) took
    liquidity: a BUYER print at ``p`` removes the asks below ``p`` and reduces the ask at ``p`` by its size (never
    below zero); a SELLER print mirrors it on the bids.
 4. Size beyond the visible depth walks it; what the merged book cannot fill is handled by the engine as for
    nautilus's own book (a market order's remainder is not filled).
 
-Resting limit orders (maker liquidity) are left to nautilus's matching with ``trade_execution`` and
-``queue_position`` (``keel.backtests.venues.FillKnob``): they fill only on trades at or through their price,
-after the queue ahead of them has traded.
+Resting limit orders (maker liquidity) fill when ``keel.backtests.queue_tracker`` says the tape gave them their
+turn: trades at or through their price after the queue ahead of them has gone, by the venue model's queue model;
+the hook then hands the engine exactly that fillable size at the order's price.
 
 The fill model needs the exchange it fills for (its cache and books); :class:`TapeFillBinder`, a simulation
-module the venue model adds next to it, hands it over when the engine registers the venue.
+module the venue model adds next to it, hands it over when the engine registers the venue, and runs the queue
+tracker after every data point.
 """
 
+from collections.abc import Callable
 from collections.abc import Sequence
 
 from nautilus_trader.backtest.config import FillModelConfig
@@ -34,8 +37,11 @@ from nautilus_trader.backtest.config import SimulationModuleConfig
 from nautilus_trader.backtest.models import FillModel
 from nautilus_trader.backtest.modules import SimulationModule
 from nautilus_trader.common.component import Logger
+from nautilus_trader.core.data import Data
 from nautilus_trader.model.book import OrderBook
 from nautilus_trader.model.data import BookOrder
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import AggressorSide
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import LiquiditySide
@@ -46,10 +52,12 @@ from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 from nautilus_trader.model.orders import Order
 
+from keel.backtests.queue_models import queue_model_for
+from keel.backtests.queue_tracker import QueueTracker
+
 # Levels handed to the engine per fill: a min-size order takes one or two; a large one walks further, and a
 # book deeper than this is rare to need within one order (the remainder then stays unfilled, as on the venue).
 MAX_LEVELS = 200
-_NEWEST = 2**64  # a time after every print
 
 
 class TapeFillModelConfig(FillModelConfig, frozen=True):
@@ -64,8 +72,16 @@ class TapeFillModelConfig(FillModelConfig, frozen=True):
         Unused on L2 books (nautilus applies it to L1 books only); kept for the config's shape.
     random_seed : int, optional
         Seed of nautilus's fill randomness (it seeds Python's global ``random``).
+    queue_model : str, default "risk_averse"
+        How depth changes move a resting order in its queue: ``risk_averse``, ``power_prob`` or ``none``
+        (``keel.backtests.queue_models``).
+    queue_power : float, default 3.0
+        The exponent of ``power_prob``.
 
     """
+
+    queue_model: str = "risk_averse"
+    queue_power: float = 3.0
 
 
 class TapeFillModel(FillModel):
@@ -80,22 +96,26 @@ class TapeFillModel(FillModel):
     """
 
     def __init__(self, config: TapeFillModelConfig | None = None) -> None:
-        super().__init__(config=config or TapeFillModelConfig())
+        config = config or TapeFillModelConfig()
+        super().__init__(config=config)
+        self.queue_model = queue_model_for(config.queue_model, config.queue_power)
         self._tape: TapeState | None = None
+        self._queues: QueueTracker | None = None
 
-    def bind(self, tape: "TapeState") -> None:
-        """Give the model the exchange state it reads (called by ``TapeFillBinder``)."""
+    def bind(self, tape: "TapeState", queues: QueueTracker) -> None:
+        """Give the model the exchange state it reads and the queue tracker (called by ``TapeFillBinder``)."""
         self._tape = tape
+        self._queues = queues
 
     def get_orderbook_for_fill_simulation(self, instrument: Instrument, order: Order, best_bid: Price, best_ask: Price) -> OrderBook | None:
-        """Return the tape's book for a taker order; None (nautilus's own matching) for a resting order."""
-        if order.liquidity_side == LiquiditySide.MAKER:
-            return None
-        if self._tape is None:
+        """Return the tape's book for a taker order, and the size the queue allows at its price for a resting one."""
+        if self._tape is None or self._queues is None:
             raise RuntimeError(
                 "TapeFillModel is not bound to its exchange: add keel.backtests.tape_fills:TapeFillBinder to the "
                 "venue's modules (keel.backtests.venues.VenueModel does this for fills.model: tape)",
             )
+        if order.liquidity_side == LiquiditySide.MAKER:
+            return self._queues.book_for(instrument, order)
         return self._tape.book_for(instrument, order.side)
 
 
@@ -112,15 +132,28 @@ class TapeState:
 
     def __init__(self, exchange: object) -> None:
         self._exchange = exchange
-        self._book_seen: dict[InstrumentId, tuple[int, int]] = {}
 
-    def note_time(self, ts_now: int) -> None:
-        """Record, per book, the replay time of its last change (called after every data point)."""
-        for instrument_id, book in self._exchange.get_books().items():
-            count = book.update_count
-            seen = self._book_seen.get(instrument_id)
-            if seen is None or seen[0] != count:
-                self._book_seen[instrument_id] = (count, ts_now)
+    def drop_ruled_out_levels(self, data: QuoteTick | TradeTick) -> None:
+        """
+        Delete from the exchange's depth book the levels a quote or print proves gone, before the engine sees it.
+
+        A quote rules out bids at or above its ask and asks at or below its bid (the venue's book is never
+        crossed); a print at ``p`` rules out asks below ``p`` and bids above it (an aggressor takes the best
+        levels first). nautilus decides from this book whether a new limit order would take liquidity (a
+        post-only order is rejected if so), and it keeps levels a stale depth update has not removed yet. Only
+        levels that cannot exist are deleted, so the next depth update at those prices restores the book if the
+        quote was the stale one.
+        """
+        depth = self._exchange.get_book(data.instrument_id)
+        if depth is None:
+            return
+        if isinstance(data, QuoteTick):
+            lowest_ask_allowed, highest_bid_allowed = data.bid_price, data.ask_price
+            _delete_while(depth, OrderSide.SELL, lambda price: price <= lowest_ask_allowed, data.ts_event)
+            _delete_while(depth, OrderSide.BUY, lambda price: price >= highest_bid_allowed, data.ts_event)
+        else:
+            _delete_while(depth, OrderSide.SELL, lambda price: price < data.price, data.ts_event)
+            _delete_while(depth, OrderSide.BUY, lambda price: price > data.price, data.ts_event)
 
     def book_for(self, instrument: Instrument, order_side: OrderSide) -> OrderBook:
         """Return the merged book (depth, quote top, trades since) of the side ``order_side`` takes from."""
@@ -130,31 +163,26 @@ class TapeState:
         quote = self._exchange.cache.quote_tick(instrument_id)
         top = None
         if quote is not None:
-            since = quote.ts_init
+            # The quote and the prints are ordered by when the feed delivered them (ts_init).
             top = (quote.ask_price.raw, quote.ask_size.raw) if taker_buys else (quote.bid_price.raw, quote.bid_size.raw)
+            prints = self._trades_since(instrument_id, lambda trade: trade.ts_init > quote.ts_init, taker_buys)
         else:
-            since = self._last_book_change(instrument_id, depth)
-        prints = self._trades_since(instrument_id, since, taker_buys)
+            # Without quotes, the depth's last update and the prints are compared in venue time (ts_event), the
+            # one clock both carry (nautilus's book keeps the event time of its last delta).
+            last_update = depth.ts_last if depth is not None else 0
+            prints = self._trades_since(instrument_id, lambda trade: trade.ts_event > last_update, taker_buys)
         levels = merged_levels(_depth_levels(depth, taker_buys), top, prints, taker_buys)
         return _order_book(instrument, levels, taker_buys)
 
-    def _last_book_change(self, instrument_id: InstrumentId, depth: OrderBook) -> int:
-        seen = self._book_seen.get(instrument_id)
-        if seen is None or seen[0] != depth.update_count:
-            # The book changed at the data point being matched now (modules run after the fills): no print
-            # is newer than that depth.
-            return _NEWEST
-        return seen[1]
-
-    def _trades_since(self, instrument_id: InstrumentId, since_ns: int, taker_buys: bool) -> list[tuple[int, int]]:
-        """Return (price raw, size raw) of the prints after ``since_ns`` that took from the side a taker on ``taker_buys`` takes, oldest first."""
+    def _trades_since(self, instrument_id: InstrumentId, is_newer: Callable[[TradeTick], bool], taker_buys: bool) -> list[tuple[int, int]]:
+        """Return (price raw, size raw) of the newest prints (while ``is_newer``) that took from the side a taker on ``taker_buys`` takes, oldest first."""
         cache = self._exchange.cache
         aggressor = AggressorSide.BUYER if taker_buys else AggressorSide.SELLER
         prints: list[tuple[int, int]] = []
         index = 0
         while True:
             trade = cache.trade_tick(instrument_id, index)
-            if trade is None or trade.ts_init <= since_ns:
+            if trade is None or not is_newer(trade):
                 prints.reverse()
                 return prints
             if trade.aggressor_side == aggressor:
@@ -208,6 +236,15 @@ def _depth_levels(depth: OrderBook | None, taker_buys: bool) -> list[tuple[int, 
     return [(level.price.raw, sum(order.size.raw for order in level.orders())) for level in side[:MAX_LEVELS]]
 
 
+def _delete_while(depth: OrderBook, side: OrderSide, ruled_out: Callable[[Price], bool], ts_event: int) -> None:
+    """Delete the best level of ``side`` while ``ruled_out`` holds for its price."""
+    best = depth.best_ask_price if side == OrderSide.SELL else depth.best_bid_price
+    price = best()
+    while price is not None and ruled_out(price):
+        depth.delete(BookOrder(side, price, Quantity.zero(), 0), ts_event)
+        price = best()
+
+
 def _order_book(instrument: Instrument, levels: list[tuple[int, int]], taker_buys: bool) -> OrderBook:
     book = OrderBook(instrument.id, BookType.L2_MBP)
     side = OrderSide.SELL if taker_buys else OrderSide.BUY
@@ -226,7 +263,7 @@ class TapeFillBinderConfig(SimulationModuleConfig, frozen=True):
 
 class TapeFillBinder(SimulationModule):
     """
-    Hands the venue's ``TapeFillModel`` the exchange it fills for, and tells it when books change.
+    Hands the venue's ``TapeFillModel`` the exchange it fills for, and keeps the queues of resting orders.
 
     Parameters
     ----------
@@ -238,6 +275,7 @@ class TapeFillBinder(SimulationModule):
     def __init__(self, config: TapeFillBinderConfig | None = None) -> None:
         super().__init__(config or TapeFillBinderConfig())
         self._tape: TapeState | None = None
+        self._queues: QueueTracker | None = None
 
     def register_venue(self, exchange: object) -> None:
         """Bind the exchange's fill model to the exchange (the engine calls this when it adds the venue)."""
@@ -245,12 +283,23 @@ class TapeFillBinder(SimulationModule):
         if not isinstance(exchange.fill_model, TapeFillModel):
             raise TypeError(f"TapeFillBinder needs a TapeFillModel on venue {exchange.id}, found {type(exchange.fill_model).__name__}")
         self._tape = TapeState(exchange)
-        exchange.fill_model.bind(self._tape)
+        self._queues = QueueTracker(exchange, exchange.fill_model.queue_model)
+        exchange.fill_model.bind(self._tape, self._queues)
+
+    def pre_process(self, data: Data) -> None:
+        """Before the engine sees a quote or print: drop the depth levels it rules out; show prints to the queues."""
+        if self._tape is None:
+            return
+        if isinstance(data, TradeTick):
+            self._tape.drop_ruled_out_levels(data)
+            self._queues.on_trade(data)
+        elif isinstance(data, QuoteTick):
+            self._tape.drop_ruled_out_levels(data)
 
     def process(self, ts_now: int) -> None:
-        """Note which books changed at this data point."""
-        if self._tape is not None:
-            self._tape.note_time(ts_now)
+        """After a data point: track newly resting orders and apply depth changes to their queues."""
+        if self._queues is not None:
+            self._queues.process()
 
     def log_diagnostics(self, logger: Logger) -> None:
         """Nothing to report."""
@@ -258,3 +307,4 @@ class TapeFillBinder(SimulationModule):
     def reset(self) -> None:
         """Forget the binding (the engine re-registers the venue)."""
         self._tape = None
+        self._queues = None

@@ -84,20 +84,24 @@ class LatencyKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """
-    How orders fill against the market.
+    How orders fill against the market (``docs/backtest.md`` says what each choice assumes).
 
     Parameters
     ----------
     model : str, default "tape"
         ``tape``: taker orders fill against the book the tape shows at matching time, the latest quote as its
         top, minus what trades since have taken, depth beyond it from the L2 deltas
-        (``keel.backtests.tape_fills``). ``book``: nautilus's own L2 book, rebuilt from deltas only: on Binance
-        its top can be up to one depth update (100 ms) stale, and fills come at levels already traded through.
-    queue_model : str, default "trades_only"
-        How a resting limit order waits its turn. ``trades_only`` (nautilus's ``queue_position``): the queue
-        ahead is the visible size at its price when the venue accepts it, and only trades at that price reduce
-        it (cancels ahead are not credited, a pessimistic choice); the order fills with what trades leave
-        beyond the queue. ``none``: it fills as soon as a trade reaches its price, as if first in line.
+        (``keel.backtests.tape_fills``); resting orders fill when trades give them their turn in the queue
+        (``keel.backtests.queue_tracker``). ``book``: nautilus's own matching on its L2 book, rebuilt from
+        deltas only (on Binance up to one depth update, 100 ms, stale), with its ``trade_execution`` and
+        ``queue_position`` (trades only reduce the queue), for comparison.
+    queue_model : str, default "risk_averse"
+        With ``tape``: how depth changes at a resting order's price move it in the queue. ``risk_averse``:
+        only trades move it up, a shrinking level caps the size ahead. ``power_prob``: a decrease not explained
+        by trades is a cancel from behind the order with probability ``back**n / (front**n + back**n)``.
+        ``none``: first in line (an optimistic bound).
+    queue_power : float, default 3.0
+        The exponent ``n`` of ``power_prob``.
     prob_fill_on_limit : float, default 1.0
         Probability a resting limit order fills when the market is exactly at its price (nautilus rolls it
         at each touch).
@@ -108,18 +112,16 @@ class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     liquidity_consumption : bool, default True
         Fills consume the level's liquidity until fresh data arrives, so two orders cannot both take the same
         size (nautilus_trader#2564).
-    trade_execution : bool, default True
-        Trades, not only book updates, can fill resting orders (required by the queue models).
 
     """
 
     model: Literal["tape", "book"] = "tape"
-    queue_model: Literal["trades_only", "none"] = "trades_only"
+    queue_model: Literal["risk_averse", "power_prob", "none"] = "risk_averse"
+    queue_power: float = 3.0
     prob_fill_on_limit: float = 1.0
     prob_slippage: float = 0.0
     random_seed: int = 42
     liquidity_consumption: bool = True
-    trade_execution: bool = True
 
     def to_config(self) -> ImportableFillModelConfig:
         config = {"prob_fill_on_limit": self.prob_fill_on_limit, "prob_slippage": self.prob_slippage, "random_seed": self.random_seed}
@@ -127,7 +129,7 @@ class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             return ImportableFillModelConfig(
                 fill_model_path="keel.backtests.tape_fills:TapeFillModel",
                 config_path="keel.backtests.tape_fills:TapeFillModelConfig",
-                config=config,
+                config=config | {"queue_model": self.queue_model, "queue_power": self.queue_power},
             )
         return ImportableFillModelConfig(
             fill_model_path="nautilus_trader.backtest.models:FillModel",
@@ -198,9 +200,11 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             fee_model=self.fees.to_config(),
             latency_model=self.latency.to_config(),
             fill_model=self.fills.to_config(),
-            trade_execution=self.fills.trade_execution,
+            # Trades fill resting orders; with the tape model, Keel's queue tracker decides how much
+            # (nautilus's own queue position would count a second queue on top of it).
+            trade_execution=True,
             liquidity_consumption=self.fills.liquidity_consumption,
-            queue_position=self.fills.queue_model == "trades_only",
+            queue_position=self.fills.model == "book",
             modules=self.fills.modules() or None,
         )
 
@@ -229,8 +233,8 @@ def load_venue_model(path: str | Path) -> VenueModel:
         model.fees.to_config()
     except VenueModelError as error:
         raise VenueModelError(f"{path}: {error}") from error
-    if model.fills.queue_model == "trades_only" and not model.fills.trade_execution:
-        raise VenueModelError(f"{path}: fills.queue_model 'trades_only' needs fills.trade_execution: true (trades drive the queue)")
+    if model.fills.queue_power <= 0:
+        raise VenueModelError(f"{path}: fills.queue_power must be > 0, got {model.fills.queue_power}")
     return model
 
 

@@ -1,8 +1,9 @@
-"""The tape fill model: the merge rule on hand-built books, and taker fills on the real sample against its quotes."""
+"""The tape fill model: the merge rule on hand-built books, taker fills against the sample's quotes, resting fills against its prints."""
 
 from pathlib import Path
 
 import msgspec
+import polars as pl
 import pytest
 
 from keel.backtests.fill_audit import audit_fills
@@ -10,6 +11,8 @@ from keel.backtests.runner import run_backtest
 from keel.backtests.tape_fills import merged_levels
 from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_model_for
+from keel.data.catalog_layout import catalog_files
+from keel.data.inventory import read_columns
 from keel.variant import Variant
 
 ASKS = [(100, 5), (101, 2), (102, 3)]
@@ -95,3 +98,56 @@ def test_nautilus_book_alone_fills_better_than_the_quote(instrument_id: str, sam
 
     assert audit.fills.height >= 50
     assert audit.share_better is not None and audit.share_better > 0.02
+
+
+def _passive_probe(queue_model: str, sample_catalog: Path, run_dir: Path) -> pl.DataFrame:
+    variant = msgspec.convert(
+        {
+            "name": "passive-probe",
+            "venue": "binance_spot",
+            "strategy": {
+                "strategy_path": "passive_probe:PassiveProbe",
+                "config_path": "passive_probe:PassiveProbeConfig",
+                "config": {"instrument_id": "BTCUSDT.BINANCE", "trade_size": "0.0002"},
+            },
+        },
+        Variant,
+    )
+    venue = venue_model_for("binance_spot")
+    venue = msgspec.structs.replace(venue, fills=msgspec.structs.replace(venue.fills, queue_model=queue_model))
+    return run_backtest(variant, sample_catalog, run_dir=run_dir, venue=venue, log_to_mlflow=False, tearsheet=False).fills
+
+
+@pytest.fixture(scope="module")
+def raw_trades(sample_catalog: Path) -> pl.DataFrame:
+    """The sample's BTCUSDT prints straight from the catalog's Parquet files: ts_init, price, aggressor (1 buyer, 2 seller)."""
+    files = [item for item in catalog_files(sample_catalog) if item.data_type == "trade_tick" and item.identifier == "BTCUSDT.BINANCE"]
+    return read_columns(files, ["ts_init", "price", "aggressor_side"]).select(
+        pl.col("ts_init").cast(pl.Int64),
+        pl.col("price").cast(pl.Float64),
+        pl.col("aggressor_side").cast(pl.Int64),
+    )
+
+
+def test_resting_orders_fill_only_on_a_print_at_or_through_their_price(sample_catalog: Path, raw_trades: pl.DataFrame, tmp_path: Path) -> None:
+    fills = _passive_probe("risk_averse", sample_catalog, tmp_path / "run")
+    maker = fills.filter(pl.col("liquidity_side") == "MAKER")
+
+    assert maker.height >= 20
+    assert fills.height == maker.height  # post-only orders never take
+    for fill in maker.iter_rows(named=True):
+        prints = raw_trades.filter(pl.col("ts_init") == fill["ts_event"])
+        # Half a tick (0.01) of slack: fills carry nautilus's float of the price, the catalog its decimal.
+        if fill["order_side"] == "BUY":
+            reaching = prints.filter((pl.col("aggressor_side") == 2) & (pl.col("price") <= fill["last_px"] + 0.005))
+        else:
+            reaching = prints.filter((pl.col("aggressor_side") == 1) & (pl.col("price") >= fill["last_px"] - 0.005))
+        assert reaching.height > 0, f"maker fill {fill['trade_id']} at {fill['ts_event']} has no print reaching {fill['last_px']}"
+
+
+def test_waiting_in_the_queue_fills_less_than_being_first_in_line(sample_catalog: Path, tmp_path: Path) -> None:
+    first_in_line = _passive_probe("none", sample_catalog, tmp_path / "none")
+    risk_averse = _passive_probe("risk_averse", sample_catalog, tmp_path / "risk_averse")
+
+    assert risk_averse.height > 0
+    assert first_in_line["last_qty"].sum() > risk_averse["last_qty"].sum()
