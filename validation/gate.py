@@ -343,6 +343,11 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _exact(value: float | None) -> str:
+    """Format a price or quantity with all its digits (an average price falls between ticks)."""
+    return "n/a" if value is None else f"{value:.10g}"
+
+
 def _write_reports(
     folder: Path,
     report: GateReport,
@@ -413,8 +418,9 @@ def _write_reports(
         "|---|---|---|---|---|---|---|---|---|",
         *[
             f"| {row['outcome']} | {row['backtest_order'] or ''} | {row['live_order'] or ''} | {row['backtest_side'] or ''} / {row['live_side'] or ''} | "
-            f"{_fmt(row['backtest_qty'])} / {_fmt(row['live_qty'])} | {_fmt(row['backtest_fills'])} / {_fmt(row['live_fills'])} | "
-            f"{_fmt(row['backtest_px'])} / {_fmt(row['live_px'])} | {_fmt(row['price_dev_bps'])} | {_fmt(row['lag_ms'])} |"
+            f"{_exact(row['backtest_qty'])} / {_exact(row['live_qty'])} | "
+            f"{_fmt(row['backtest_fills'])} / {_fmt(row['live_fills'])} | "
+            f"{_exact(row['backtest_px'])} / {_exact(row['live_px'])} | {_fmt(row['price_dev_bps'])} | {_fmt(row['lag_ms'])} |"
             for row in orders.iter_rows(named=True)
         ],
         "",

@@ -170,6 +170,41 @@ def _add_fill_to_order(index: int) -> Tamper:
     return tamper
 
 
+def _split_fill(index: int, parts: int, keep: int) -> Tamper:
+    """Cut one fill into ``parts`` equal fills (1 µs apart, in both tables) and keep the first ``keep`` of them."""
+
+    def tamper(session: Path) -> None:
+        fills = pl.read_parquet(session / "fills.parquet")
+        trade = fills.row(index, named=True)
+        pieces = [
+            fills.slice(index, 1).with_columns(
+                pl.col("last_qty") / parts,
+                pl.col("commission") / parts,
+                pl.lit(f"{trade['trade_id']}-{part}").alias("trade_id"),
+                pl.col("ts_event") + part * 1_000,
+                pl.col("ts_init") + part * 1_000,
+            )
+            for part in range(keep)
+        ]
+        pl.concat([fills.slice(0, index), *pieces, fills.slice(index + 1)]).write_parquet(session / "fills.parquet")
+        orders = pl.read_parquet(session / "orders.parquet").with_row_index()
+        event = orders.filter((pl.col("event_type") == "OrderFilled") & (pl.col("client_order_id") == trade["client_order_id"]) & (pl.col("ts_init") == trade["ts_init"]))
+        assert event.height == 1
+        position = int(event["index"][0])
+        events = [
+            event.with_columns(
+                pl.col("quantity") / parts,
+                pl.col("ts_event") + part * 1_000,
+                pl.col("ts_init") + part * 1_000,
+                pl.lit("FILLED" if part == parts - 1 else "PARTIALLY_FILLED").alias("status"),
+            )
+            for part in range(keep)
+        ]
+        pl.concat([orders.slice(0, position), *events, orders.slice(position + 1)]).drop("index").write_parquet(session / "orders.parquet")
+
+    return tamper
+
+
 _WORSE_PRICE = pl.when(pl.col("order_side") == "BUY").then(1.001).otherwise(0.999)
 _PRICE_ON_FILLS = pl.when(pl.col("event_type") == "OrderFilled").then(pl.col("price") * _WORSE_PRICE).otherwise(pl.col("price")).alias("price")
 _SHIFT_NS = 3_000_000_000  # within the match tolerance, so orders still pair with their twins, 3 s late
@@ -197,6 +232,8 @@ COMPARISON_TAMPERS: dict[str, tuple[Tamper, str]] = {
         "largest |quantity difference| of a matched order (size steps)",
     ),
     "a fill dropped": (_drop_fill_event(2), "live orders left working at the end (order log)"),
+    "a partial fill dropped": (_split_fill(2, parts=2, keep=1), "live orders left working at the end (order log)"),
+    "a fill split in three": (_split_fill(2, parts=3, keep=3), "largest |fill count difference| of a matched order"),
     "a fill added to an existing order": (_add_fill_to_order(2), "largest |quantity difference| of a matched order (size steps)"),
     "instrument relabelled": (
         _both(lambda f: f.with_columns(pl.lit("ETHUSDT.BINANCE").alias("instrument_id")), lambda o: o.with_columns(pl.lit("ETHUSDT.BINANCE").alias("instrument_id"))),
