@@ -180,15 +180,13 @@ def sample_trades(recording: Path = SAMPLE_RECORDING, symbol: str = SYMBOL) -> t
         ``ts_event`` (UInt64 ns, exchange time); and the ``CurrencyPair``.
 
     """
-    columns = read_recording(recording).columns[symbol]
-    trades = pl.DataFrame(
-        {
-            "price": pl.Series(columns.trade_price, dtype=pl.String),
-            "quantity": pl.Series(columns.trade_size, dtype=pl.String),
-            "buyer_maker": pl.Series(columns.trade_aggressor, dtype=pl.UInt8) == AGGRESSOR_SELLER,
-            "trade_id": pl.Series(columns.trade_id, dtype=pl.Int64),
-            "ts_event": pl.Series(columns.trade_ts_event, dtype=pl.UInt64),
-        }
+    recorded = read_recording(recording).columns[symbol].trades
+    trades = recorded.select(
+        "price",
+        pl.col("size").alias("quantity"),
+        (pl.col("aggressor_side") == AGGRESSOR_SELLER).alias("buyer_maker"),
+        pl.col("trade_id").cast(pl.Int64),
+        pl.col("ts_event").cast(pl.UInt64),
     )
     # Binance's trade time has millisecond resolution and can step back across trades matched in one
     # engine batch; the catalog needs ts_init (= ts_event here) sorted, and a stable sort keeps id order.

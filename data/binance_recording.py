@@ -37,6 +37,8 @@ trade against the book; they are checked for id continuity, then left out and co
 (:attr:`RawRecording.skipped_trades`).
 """
 
+import gzip
+import zlib
 from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -59,7 +61,9 @@ from keel.data.catalog_layout import F_LAST
 from keel.data.catalog_layout import F_SNAPSHOT
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
 from keel.data.catalog_layout import QUOTE_TICK
+from keel.data.catalog_layout import SIDE_BUY
 from keel.data.catalog_layout import SIDE_NONE
+from keel.data.catalog_layout import SIDE_SELL
 from keel.data.catalog_layout import TRADE_TICK
 from keel.data.errors import DataInputError
 from keel.data.fixed_point import not_decimal_mask
@@ -70,8 +74,9 @@ from keel.data.off_step import quantities_on_step
 from keel.data.progress import IngestProgress
 from keel.data.quality import REPAIR
 from keel.data.quality import Finding
-from keel.data.recording_lines import DeltaColumns
-from keel.data.recording_lines import numbered_lines
+from keel.data.binance_recording_lines import DecodedBlock
+from keel.data.binance_recording_lines import decode_block
+from keel.data.recording_lines import LineChunks
 
 _MS = 1_000_000
 MARKET_TRADE = "MARKET"
@@ -85,15 +90,9 @@ class _Trade(msgspec.Struct):
     T: int
     m: bool
 
-    def execution_type(self) -> str:
-        return MARKET_TRADE  # every spot trade stream print is an order-book execution
-
 
 class _FuturesTrade(_Trade):
     X: str
-
-    def execution_type(self) -> str:
-        return self.X
 
 
 class _BookTicker(msgspec.Struct):
@@ -104,16 +103,10 @@ class _BookTicker(msgspec.Struct):
     a: str
     A: str
 
-    def event_ms(self) -> int | None:
-        return None  # spot bookTicker carries no exchange time
-
 
 class _FuturesBookTicker(_BookTicker):
     E: int
     T: int
-
-    def event_ms(self) -> int | None:
-        return self.T
 
 
 class _DepthUpdate(msgspec.Struct):
@@ -124,26 +117,10 @@ class _DepthUpdate(msgspec.Struct):
     b: list[tuple[str, str]]
     a: list[tuple[str, str]]
 
-    def event_ms(self) -> int:
-        return self.E
-
-    def continuity_problem(self, previous_u: int) -> str | None:
-        if self.U == previous_u + 1:
-            return None
-        return f"expected U={previous_u + 1} (previous u={previous_u})"
-
 
 class _FuturesDepthUpdate(_DepthUpdate):
     T: int
     pu: int
-
-    def event_ms(self) -> int:
-        return self.T
-
-    def continuity_problem(self, previous_u: int) -> str | None:
-        if self.pu == previous_u:
-            return None
-        return f"pu={self.pu}, expected pu={previous_u} (the previous diff's u)"
 
 
 class _DepthSnapshot(msgspec.Struct):
@@ -195,6 +172,20 @@ class BinanceMarket:
     depth_snapshot: type[_DepthSnapshot]
     bridge_offset: int
     symbol_suffix: str = ""
+
+    def continuity_problem(self, update: "_Diff", previous_u: int) -> str | None:
+        """
+        Return why a diff does not follow the previous applied diff's ``u``, or None if it does.
+
+        Spot ids are contiguous (``U == previous u + 1``); futures diffs name the previous one (``pu == previous u``).
+        """
+        if self.bridge_offset == 0:
+            if update.pu == previous_u:
+                return None
+            return f"pu={update.pu}, expected pu={previous_u} (the previous diff's u)"
+        if update.U == previous_u + 1:
+            return None
+        return f"expected U={previous_u + 1} (previous u={previous_u})"
 
     def instrument_id(self, symbol: str) -> str:
         """Return the catalog instrument id of a Binance symbol (``BTCUSDT.BINANCE``, ``BTCUSDT-PERP.BINANCE``)."""
@@ -276,33 +267,47 @@ class DepthEnd:
 # (Binance symbol, receive time of the file's first diff) -> the stream's end before it, or None.
 DepthEndLookup = Callable[[str, int], DepthEnd | None]
 
-_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
-# About 1 GB of venue strings in Python lists while a chunk is read; the rows are counted every so many lines.
-RECORDING_CHUNK_ROWS = 5_000_000
-_ROWS_COUNTED_EVERY = 256
+# Uncompressed bytes of recording read, decoded and checked at a time: ~0.5M lines, a few hundred MB of columns.
+RECORDING_CHUNK_BYTES = 128 * 1024 * 1024
+_WHOLE_FILE = 1 << 62
 
 
 @dataclass
-class _Columns:
-    """Column lists for one symbol, appended line by line."""
+class SymbolColumns:
+    """
+    One symbol's rows of a chunk, numbers still venue strings, each row with its recording line.
 
-    trade_ts_init: list[int] = field(default_factory=list)
-    trade_ts_event: list[int] = field(default_factory=list)
-    trade_price: list[str] = field(default_factory=list)
-    trade_size: list[str] = field(default_factory=list)
-    trade_aggressor: list[int] = field(default_factory=list)
-    trade_id: list[int] = field(default_factory=list)
-    trade_line: list[int] = field(default_factory=list)
-    skipped_trades: dict[str, int] = field(default_factory=dict)
-    quote_ts_init: list[int] = field(default_factory=list)
-    quote_ts_event: list[int] = field(default_factory=list)
-    quote_bid_price: list[str] = field(default_factory=list)
-    quote_bid_size: list[str] = field(default_factory=list)
-    quote_ask_price: list[str] = field(default_factory=list)
-    quote_ask_size: list[str] = field(default_factory=list)
-    quote_update_id: list[int] = field(default_factory=list)
-    quote_line: list[int] = field(default_factory=list)
-    deltas: DeltaColumns = field(default_factory=DeltaColumns)
+    Parameters
+    ----------
+    trades : pl.DataFrame
+        ``line, ts_init, ts_event, price, size, aggressor_side, trade_id``.
+    quotes : pl.DataFrame
+        ``line, ts_init, ts_event, bid_price, bid_size, ask_price, ask_size, update_id``.
+    deltas : pl.DataFrame
+        ``line, action, side, price, size, flags, sequence, ts_event, ts_init`` (diff levels UPDATE until sizes
+        are numbers, see :func:`recording_frames`).
+    skipped_trades : dict[str, int]
+        Trades left out by execution type ``X`` (futures only).
+
+    """
+
+    trades: pl.DataFrame
+    quotes: pl.DataFrame
+    deltas: pl.DataFrame
+    skipped_trades: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """A depth diff's ids and times, and the key of its row (whose levels are expanded once the book rule emitted it)."""
+
+    key: int
+    line: int
+    ts_init: int
+    symbol: str
+    U: int
+    u: int
+    pu: int | None
 
 
 @dataclass(frozen=True)
@@ -313,7 +318,7 @@ class _DepthEvent:
     ts_init: int
     symbol: str | None
     snapshot: _DepthSnapshot | None = None
-    update: _DepthUpdate | None = None
+    update: _Diff | None = None
 
 
 @dataclass
@@ -325,7 +330,7 @@ class RawRecording:
     ----------
     path : Path
         The recording file.
-    columns : dict[str, _Columns]
+    columns : dict[str, SymbolColumns]
         Per Binance symbol.
     lines : int
         Number of lines read.
@@ -335,14 +340,14 @@ class RawRecording:
     """
 
     path: Path
-    columns: dict[str, _Columns]
+    columns: dict[str, SymbolColumns]
     lines: int
     depth_ends: dict[str, DepthEnd] = field(default_factory=dict)
 
     @property
     def symbols(self) -> list[str]:
         """Return the Binance symbols with rows (trades, quotes or deltas), sorted."""
-        return sorted(symbol for symbol, cols in self.columns.items() if cols.trade_line or cols.quote_line or cols.deltas.line)
+        return sorted(symbol for symbol, cols in self.columns.items() if cols.trades.height or cols.quotes.height or cols.deltas.height)
 
     @property
     def skipped_trades(self) -> dict[str, dict[str, int]]:
@@ -364,7 +369,7 @@ class RawRecording:
 
         """
         cols = self.columns[symbol]
-        return min(values[0] for values in (cols.trade_ts_init, cols.quote_ts_init, cols.deltas.ts_init) if values)
+        return min(int(frame["ts_init"][0]) for frame in (cols.trades, cols.quotes, cols.deltas) if frame.height)
 
 
 @dataclass(frozen=True)
@@ -426,23 +431,25 @@ def read_recording(path: Path, market: BinanceMarket = BINANCE_SPOT, depth_ends:
         As :func:`read_recording_chunks`.
 
     """
-    return next(read_recording_chunks(path, market, max_rows=None, depth_ends=depth_ends))
+    return next(read_recording_chunks(path, market, chunk_bytes=None, depth_ends=depth_ends))
 
 
 def read_recording_chunks(
     path: Path,
     market: BinanceMarket = BINANCE_SPOT,
-    max_rows: int | None = RECORDING_CHUNK_ROWS,
+    chunk_bytes: int | None = RECORDING_CHUNK_BYTES,
     depth_ends: DepthEndLookup | None = None,
     progress: IngestProgress | None = None,
 ) -> Iterator[RawRecording]:
     """
-    Decode a recording line by line into chunks of about ``max_rows`` rows, checking its continuity throughout.
+    Decode a recording a block of lines at a time (about ``chunk_bytes`` uncompressed), checking its continuity throughout.
 
     A day of a busy symbol is tens of millions of rows, more than its venue strings fit in memory at once;
     each chunk is converted and written (:func:`keel.data.ingest.commit_tables`) before the next is read.
     Every check carries across chunks (local time order, trade ids, the depth update-id chain), a chunk ends
-    only between lines of different local times, and a message's rows are never split.
+    only between lines of different local times, and a message's rows are never split. Each block's lines
+    are decoded by kind in one polars pass (:mod:`keel.data.binance_recording_lines`); only the depth
+    messages' ids go through the book rule one by one, and their levels are expanded in one pass again.
 
     Parameters
     ----------
@@ -450,8 +457,9 @@ def read_recording_chunks(
         A ``.gz`` (or plain text) recording.
     market : BinanceMarket, default BINANCE_SPOT
         Which Binance market recorded it: :data:`BINANCE_SPOT` or :data:`BINANCE_USDM`.
-    max_rows : int, optional
-        Trades, quotes and deltas per chunk, of all symbols together; None reads the file as one chunk.
+    chunk_bytes : int, optional
+        Uncompressed bytes per chunk (cut at a line end, then before the last receive time's lines); None
+        reads the file as one chunk.
     depth_ends : DepthEndLookup, optional
         Where each symbol's depth stream stood before this file (the previous recording of the connection,
         or the catalog). A file whose first diff continues that end needs no snapshot of its own: its diffs
@@ -475,31 +483,79 @@ def read_recording_chunks(
     """
     path = Path(path)
     reader = _RecordingReader(path, market, depth_ends)
-    previous_ts = -1
-    line_number = 0
-    for line_number, raw_line in numbered_lines(path, "a Binance recording, '<local receive ns> <json>' lines", progress):
-        ts_text, _, payload = raw_line.partition(b" ")
-        try:
-            ts_init = int(ts_text)
-        except ValueError:
-            raise DataInputError(path, f"expected '<local receive ns> <json>', got {raw_line[:60]!r}", line_number) from None
-        if ts_init < previous_ts:
-            raise DataInputError(
-                path, f"out of order: local time {ts_init} is before the previous line's {previous_ts}", line_number
-            )
-        if max_rows is not None and ts_init > previous_ts and line_number % _ROWS_COUNTED_EVERY == 0 and reader.rows() >= max_rows:
-            yield reader.take_chunk(line_number - 1)
-        previous_ts = ts_init
-        try:
-            reader.read_line(payload, ts_init, line_number)
-        except msgspec.ValidationError as error:
-            raise DataInputError(path, f"unexpected message shape: {error}", line_number) from None
-        except msgspec.DecodeError as error:
-            raise DataInputError(path, f"bad JSON: {error}", line_number) from None
-        except _LineProblem as problem:
-            raise DataInputError(path, str(problem), line_number) from None
-    reader.finish()
-    yield reader.take_chunk(line_number)
+    blocks = _blocks(path, chunk_bytes or _WHOLE_FILE, progress)
+    block = next(blocks, None)
+    while block is not None:
+        following = next(blocks, None)
+        first_line, data = block
+        reader.read(decode_block(path, market, data, first_line, reader.last_ts))
+        last_line = first_line + data.count(b"\n") - (0 if data.endswith(b"\n") else 1)
+        if following is None:
+            if not reader.data_lines:
+                raise DataInputError(path, f"empty file ({last_line} lines, none with data): expected a Binance recording, '<local receive ns> <json>' lines")
+            reader.finish()
+        yield reader.take_chunk(last_line)
+        block = following
+
+
+def _blocks(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[tuple[int, bytes]]:
+    """
+    Yield ``(first line number, block)``: whole lines of the uncompressed file, about ``chunk_bytes`` each.
+
+    A block other than the last ends before the lines of its last receive time (they open the next block), so
+    catalog files of consecutive chunks never share an instant. An empty file yields one empty block.
+    """
+    line = 1
+    pending = b""
+    pieces = _pieces(path, chunk_bytes, progress)
+    piece = next(pieces)
+    while piece is not None:
+        following = next(pieces, None)
+        data = pending + piece
+        cut = len(data) if following is None else _last_instant_start(data)
+        block, pending = data[:cut], data[cut:]
+        if block or following is None:
+            yield line, block
+            line += block.count(b"\n")
+        piece = following
+
+
+def _pieces(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[bytes]:
+    """Yield the uncompressed file in line-cut pieces (:class:`LineChunks`), naming the line reached on a gzip error."""
+    chunks = None
+    try:
+        with open(path, "rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+            if progress is not None:
+                progress.start_file(path)
+            chunks = LineChunks(stream, chunk_bytes)
+            lines = 0
+            for piece in chunks:
+                lines += piece.count(b"\n")
+                if progress is not None:
+                    progress.advance(lines, raw.tell())
+                yield piece
+    except FileNotFoundError:
+        raise DataInputError(path, "file not found: expected a Binance recording, '<local receive ns> <json>' lines") from None
+    except EOFError:
+        raise DataInputError(
+            path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", chunks.line_reached if chunks else 1
+        ) from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as error:
+        raise DataInputError(path, f"unreadable gzip ({error})", chunks.line_reached if chunks else 1) from None
+
+
+def _last_instant_start(data: bytes) -> int:
+    """Return where the lines of the last receive time of ``data`` (whole lines) start; ``len(data)`` if they are all of it."""
+    end = len(data.rstrip(b"\r\n"))
+    start = data.rfind(b"\n", 0, end) + 1
+    instant = data[start : data.find(b" ", start, end) + 1]
+    while start > 0:
+        previous = data.rfind(b"\n", 0, start - 1) + 1
+        if not instant or not data.startswith(instant, previous):
+            break
+        start = previous
+    return start if start > 0 else len(data)
 
 
 def recording_frames(
@@ -537,41 +593,40 @@ def recording_frames(
         price_precision = instrument.price_precision
         size_precision = instrument.size_precision
         fixed = _FixedConverter(recording.path, instrument.id.value, (off_step_policies or {}).get(symbol, REPAIR))
-        trade_lines = pl.Series(cols.trade_line, dtype=pl.Int64)
+        raw_trades, raw_quotes, raw_deltas = cols.trades, cols.quotes, cols.deltas
+        trade_lines, quote_lines, delta_lines = raw_trades["line"], raw_quotes["line"], raw_deltas["line"]
         trades = pl.DataFrame(
             {
-                "price": fixed.price(cols.trade_price, price_precision, trade_lines, "trade price 'p'"),
-                "size": fixed.size(cols.trade_size, size_precision, trade_lines, "trade quantity 'q'", TRADE_TICK),
-                "aggressor_side": pl.Series(cols.trade_aggressor, dtype=pl.UInt8),
-                "trade_id": pl.Series(cols.trade_id, dtype=pl.Int64).cast(pl.String),
-                "ts_event": pl.Series(cols.trade_ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.trade_ts_init, dtype=pl.UInt64),
+                "price": fixed.price(raw_trades["price"], price_precision, trade_lines, "trade price 'p'"),
+                "size": fixed.size(raw_trades["size"], size_precision, trade_lines, "trade quantity 'q'", TRADE_TICK),
+                "aggressor_side": raw_trades["aggressor_side"],
+                "trade_id": raw_trades["trade_id"].cast(pl.String),
+                "ts_event": raw_trades["ts_event"],
+                "ts_init": raw_trades["ts_init"],
             }
         )
-        quote_lines = pl.Series(cols.quote_line, dtype=pl.Int64)
         quotes = pl.DataFrame(
             {
-                "bid_price": fixed.price(cols.quote_bid_price, price_precision, quote_lines, "bookTicker bid 'b'"),
-                "ask_price": fixed.price(cols.quote_ask_price, price_precision, quote_lines, "bookTicker ask 'a'"),
-                "bid_size": fixed.size(cols.quote_bid_size, size_precision, quote_lines, "bookTicker bid size 'B'", QUOTE_TICK),
-                "ask_size": fixed.size(cols.quote_ask_size, size_precision, quote_lines, "bookTicker ask size 'A'", QUOTE_TICK),
-                "ts_event": pl.Series(cols.quote_ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.quote_ts_init, dtype=pl.UInt64),
-                "update_id": pl.Series(cols.quote_update_id, dtype=pl.UInt64),
+                "bid_price": fixed.price(raw_quotes["bid_price"], price_precision, quote_lines, "bookTicker bid 'b'"),
+                "ask_price": fixed.price(raw_quotes["ask_price"], price_precision, quote_lines, "bookTicker ask 'a'"),
+                "bid_size": fixed.size(raw_quotes["bid_size"], size_precision, quote_lines, "bookTicker bid size 'B'", QUOTE_TICK),
+                "ask_size": fixed.size(raw_quotes["ask_size"], size_precision, quote_lines, "bookTicker ask size 'A'", QUOTE_TICK),
+                "ts_event": raw_quotes["ts_event"],
+                "ts_init": raw_quotes["ts_init"],
+                "update_id": raw_quotes["update_id"],
             }
         )
-        delta_lines = pl.Series(cols.deltas.line, dtype=pl.Int64)
         deltas = pl.DataFrame(
             {
-                "action": pl.Series(cols.deltas.action, dtype=pl.UInt8),
-                "side": pl.Series(cols.deltas.side, dtype=pl.UInt8),
-                "price": fixed.price(cols.deltas.price, price_precision, delta_lines, "depth price level"),
-                "size": fixed.size(cols.deltas.size, size_precision, delta_lines, "depth quantity", ORDER_BOOK_DELTAS),
-                "order_id": pl.zeros(len(cols.deltas.line), dtype=pl.UInt64, eager=True),
-                "flags": pl.Series(cols.deltas.flags, dtype=pl.UInt8),
-                "sequence": pl.Series(cols.deltas.sequence, dtype=pl.UInt64),
-                "ts_event": pl.Series(cols.deltas.ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.deltas.ts_init, dtype=pl.UInt64),
+                "action": raw_deltas["action"],
+                "side": raw_deltas["side"],
+                "price": fixed.price(raw_deltas["price"], price_precision, delta_lines, "depth price level"),
+                "size": fixed.size(raw_deltas["size"], size_precision, delta_lines, "depth quantity", ORDER_BOOK_DELTAS),
+                "order_id": pl.zeros(raw_deltas.height, dtype=pl.UInt64, eager=True),
+                "flags": raw_deltas["flags"],
+                "sequence": raw_deltas["sequence"],
+                "ts_event": raw_deltas["ts_event"],
+                "ts_init": raw_deltas["ts_init"],
             }
         )
         # A diff level with quantity 0 removes the level; every other diff level sets it.
@@ -595,10 +650,6 @@ def recording_frames(
     return frames
 
 
-class _LineProblem(Exception):
-    """A problem with the current line; :func:`read_recording` adds the file and line number."""
-
-
 class _FixedConverter:
     """
     Convert one instrument's decimal strings: prices off the tick grid are errors; sizes off the step grid go
@@ -611,23 +662,21 @@ class _FixedConverter:
         self._off_step_policy = off_step_policy
         self.findings: dict[str, list[Finding]] = {TRADE_TICK: [], QUOTE_TICK: [], ORDER_BOOK_DELTAS: []}
 
-    def price(self, values: list[str], precision: int, lines: pl.Series, what: str) -> pl.Series:
+    def price(self, text: pl.Series, precision: int, lines: pl.Series, what: str) -> pl.Series:
         """Return prices as ``Decimal(38, 16)``; raise on the first that is not a decimal on the tick grid."""
-        text = pl.Series(values, dtype=pl.String)
-        self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
-        self._raise_on_first(values, off_grid_mask(text, precision), lines, what, f"a multiple of the tick (at most {precision} decimals)")
+        self._raise_on_first(text, not_decimal_mask(text), lines, what, "a non-negative decimal string")
+        self._raise_on_first(text, off_grid_mask(text, precision), lines, what, f"a multiple of the tick (at most {precision} decimals)")
         return to_fixed(text)
 
-    def size(self, values: list[str], precision: int, lines: pl.Series, what: str, data_type: str) -> pl.Series:
+    def size(self, text: pl.Series, precision: int, lines: pl.Series, what: str, data_type: str) -> pl.Series:
         """Return sizes as ``Decimal(38, 16)`` on the step grid, under the ``off_step_quantities`` policy."""
-        text = pl.Series(values, dtype=pl.String)
-        self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
+        self._raise_on_first(text, not_decimal_mask(text), lines, what, "a non-negative decimal string")
         column = QuantityColumn(self._path, self._instrument_id, data_type, what, self._off_step_policy)
         fixed, findings = quantities_on_step(text, precision, lines, column)
         self.findings[data_type].extend(findings)
         return fixed
 
-    def _raise_on_first(self, values: list[str], bad: pl.Series, lines: pl.Series, what: str, expected: str) -> None:
+    def _raise_on_first(self, values: pl.Series, bad: pl.Series, lines: pl.Series, what: str, expected: str) -> None:
         if bad.any():
             index = int(bad.arg_true()[0])
             raise DataInputError(
@@ -637,12 +686,12 @@ class _FixedConverter:
 
 class _RecordingReader:
     """
-    One recording read line by line: the current chunk's columns, and the state every check carries across chunks.
+    One recording read block by block: the current chunk's rows, and the state every check carries across chunks.
 
-    The depth book rule runs as the lines come: a REST snapshot belongs to the file's one symbol (it names
-    none), so a snapshot read before any stream line waits for the first one; diffs read before their
-    symbol's snapshot are held and applied right after it. A symbol's first diff that continues where its
-    stream ended before this file (``depth_ends``) needs no snapshot: it applies at once.
+    The depth book rule runs over the messages in file order: a REST snapshot belongs to the file's one symbol
+    (it names none), so a snapshot read before any stream line waits for the first one; diffs read before
+    their symbol's snapshot are held (their rows too, across chunks) and applied right after it. A symbol's
+    first diff that continues where its stream ended before this file (``depth_ends``) needs no snapshot.
     """
 
     def __init__(self, path: Path, market: BinanceMarket, depth_ends: DepthEndLookup | None) -> None:
@@ -650,7 +699,15 @@ class _RecordingReader:
         self._market = market
         self._depth_ends = depth_ends
         self._earlier_end: dict[str, DepthEnd] = {}  # the stream's end before this file, of symbols that had one
-        self._columns: dict[str, _Columns] = {}
+        self.last_ts = -1
+        self.data_lines = 0
+        self._trades: dict[str, list[pl.DataFrame]] = {}
+        self._quotes: dict[str, list[pl.DataFrame]] = {}
+        self._skipped: dict[str, dict[str, int]] = {}
+        self._depth_rows: list[pl.DataFrame] = []  # this chunk's depth messages, and those held from earlier ones
+        self._emitted: dict[str, list[tuple[int, _DepthEvent]]] = {}  # per symbol: (emission order, event)
+        self._emissions = 0
+        self._next_key = 0
         self._symbols: set[str] = set()  # every symbol of the file, not only of the current chunk
         self._last_trade_id: dict[str, int] = {}
         self._first_snapshot: _DepthEvent | None = None
@@ -659,36 +716,47 @@ class _RecordingReader:
         self._bridge: dict[str, int] = {}
         self._held: dict[str, list[_DepthEvent]] = {}  # diffs seen before the symbol's first snapshot
 
-    def rows(self) -> int:
-        """Return the trades, quotes and deltas in the current chunk."""
-        return sum(len(cols.trade_line) + len(cols.quote_line) + len(cols.deltas.line) for cols in self._columns.values())
+    def read(self, block: DecodedBlock) -> None:
+        """Check one decoded block's sequences and keep its rows."""
+        self.data_lines += block.trades.height + block.quotes.height + block.depths.height + len(block.snapshots)
+        self.last_ts = block.last_ts
+        self._read_trades(block.trades)
+        self._read_quotes(block.quotes)
+        depths = block.depths.with_columns(pl.int_range(self._next_key, self._next_key + block.depths.height, dtype=pl.Int64).alias("key"))
+        self._next_key += depths.height
+        self._depth_rows.append(depths)
+        # Symbols first named, snapshots and diffs, in file order (a symbol named on a diff's line comes first).
+        events: list[tuple[int, int, object]] = [(line, 0, symbol) for symbol, line in block.first_lines.items() if symbol not in self._symbols]
+        events += [(line, 1, _DepthEvent(line, ts_init, None, snapshot=snapshot)) for line, ts_init, snapshot in block.snapshots]
+        futures = self._market.bridge_offset == 0
+        for key, line, ts_init, symbol, first_id, final_id, previous_final in depths.select("key", "line", "ts_init", "s", "U", "u", "pu").iter_rows():
+            diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if futures else None)
+            events.append((line, 2, _DepthEvent(line, ts_init, symbol, update=diff)))
+        events.sort(key=lambda item: (item[0], item[1]))
+        for _, kind, item in events:
+            if kind == 0:
+                self._on_symbol(item)
+            elif kind == 1:
+                self._on_snapshot(item)
+            else:
+                self._on_diff(item)
 
     def take_chunk(self, lines: int) -> RawRecording:
         """Return the current chunk (up to line ``lines``) and start a new one."""
-        chunk = RawRecording(path=self._path, columns=self._columns, lines=lines, depth_ends=self._depth_ends_now(lines))
-        self._columns = {}
-        return chunk
-
-    def _depth_ends_now(self, lines: int) -> dict[str, DepthEnd]:
-        source = f"{self._path} (up to line {lines})"
-        ends = {}
-        for symbol, last in self._last_update_id.items():
-            if last is not None:
-                ends[symbol] = DepthEnd(last, False, source)
-            else:
-                ends[symbol] = DepthEnd(self._bridge[symbol] - self._market.bridge_offset, True, source)
-        return ends
-
-    def read_line(self, payload: bytes, ts_init: int, line_number: int) -> None:
-        """Decode one message and append its rows."""
-        envelope = _ENVELOPE.decode(payload)
-        if "stream" in envelope:
-            stream = msgspec.json.decode(envelope["stream"], type=str)
-            self._read_frame(stream, envelope, ts_init, line_number)
-        elif "lastUpdateId" in envelope:
-            self._on_snapshot(_DepthEvent(line_number, ts_init, None, snapshot=self._market.decode_snapshot(payload)))
-        else:
-            raise _LineProblem(f"expected a stream frame {{stream, data}} or a depth snapshot {{lastUpdateId, bids, asks}}, got keys {sorted(envelope)}")
+        depth_rows = pl.concat(self._depth_rows, how="vertical_relaxed") if self._depth_rows else None
+        symbols = set(self._trades) | set(self._quotes) | set(self._emitted)
+        columns = {}
+        for symbol in symbols:
+            columns[symbol] = SymbolColumns(
+                trades=_concat(self._trades.get(symbol), _TRADE_SCHEMA),
+                quotes=_concat(self._quotes.get(symbol), _QUOTE_SCHEMA),
+                deltas=_delta_rows(self._market, depth_rows, self._emitted.get(symbol, [])),
+                skipped_trades=self._skipped.get(symbol, {}),
+            )
+        held_keys = [event.update.key for waiting in self._held.values() for event in waiting]
+        self._depth_rows = [depth_rows.filter(pl.col("key").is_in(held_keys))] if held_keys and depth_rows is not None else []
+        self._trades, self._quotes, self._skipped, self._emitted = {}, {}, {}, {}
+        return RawRecording(path=self._path, columns=columns, lines=lines, depth_ends=self._depth_ends_now(lines))
 
     def finish(self) -> None:
         """Raise if the file ended with a snapshot no stream named, or diffs no snapshot started."""
@@ -712,6 +780,62 @@ class _RecordingReader:
                 waiting[0].line,
             )
 
+    def _read_trades(self, trades: pl.DataFrame) -> None:
+        for (symbol,), part in trades.partition_by("s", maintain_order=True, as_dict=True).items():
+            last = self._last_trade_id.get(symbol)
+            ids = part["t"]
+            previous = ids.shift(1, fill_value=last) if last is not None else ids.shift(1)
+            broken = (ids != previous + 1).fill_null(False)
+            if broken.any():
+                index = int(broken.arg_true()[0])
+                raise DataInputError(
+                    self._path, f"{symbol} trade id gap or reorder: t={ids[index]}, expected t={previous[index] + 1}", int(part["line"][index])
+                )
+            self._last_trade_id[symbol] = int(ids[-1])
+            market_trades = part if part["X"].null_count() == part.height else part.filter(pl.col("X") == MARKET_TRADE)
+            if market_trades.height < part.height:
+                skipped = self._skipped.setdefault(symbol, {})
+                for execution_type, count in part.filter(pl.col("X") != MARKET_TRADE)["X"].value_counts(sort=True).iter_rows():
+                    skipped[execution_type] = skipped.get(execution_type, 0) + count
+            self._trades.setdefault(symbol, []).append(
+                market_trades.select(
+                    "line",
+                    pl.col("ts_init").cast(pl.UInt64),
+                    (pl.col("T") * _MS).cast(pl.UInt64).alias("ts_event"),
+                    pl.col("p").alias("price"),
+                    pl.col("q").alias("size"),
+                    # m = "buyer is the maker", so the seller took liquidity.
+                    pl.when(pl.col("m")).then(AGGRESSOR_SELLER).otherwise(AGGRESSOR_BUYER).cast(pl.UInt8).alias("aggressor_side"),
+                    pl.col("t").alias("trade_id"),
+                )
+            )
+
+    def _read_quotes(self, quotes: pl.DataFrame) -> None:
+        for (symbol,), part in quotes.partition_by("s", maintain_order=True, as_dict=True).items():
+            self._quotes.setdefault(symbol, []).append(
+                part.select(
+                    "line",
+                    pl.col("ts_init").cast(pl.UInt64),
+                    # Spot bookTicker carries no exchange time: the receive time is the best event time there is.
+                    pl.when(pl.col("T").is_null()).then(pl.col("ts_init")).otherwise(pl.col("T") * _MS).cast(pl.UInt64).alias("ts_event"),
+                    pl.col("b").alias("bid_price"),
+                    pl.col("B").alias("bid_size"),
+                    pl.col("a").alias("ask_price"),
+                    pl.col("A").alias("ask_size"),
+                    pl.col("u").cast(pl.UInt64).alias("update_id"),
+                )
+            )
+
+    def _depth_ends_now(self, lines: int) -> dict[str, DepthEnd]:
+        source = f"{self._path} (up to line {lines})"
+        ends = {}
+        for symbol, last in self._last_update_id.items():
+            if last is not None:
+                ends[symbol] = DepthEnd(last, False, source)
+            else:
+                ends[symbol] = DepthEnd(self._bridge[symbol] - self._market.bridge_offset, True, source)
+        return ends
+
     def _continuation_rule(self, end: DepthEnd) -> str:
         if end.awaiting_bridge:
             return f"a first diff with U <= {end.update_id + self._market.bridge_offset}"
@@ -719,63 +843,9 @@ class _RecordingReader:
             return f"U = {end.update_id + 1}"
         return f"pu = {end.update_id}"
 
-    def _cols(self, symbol: str) -> _Columns:
-        cols = self._columns.get(symbol)
-        if cols is None:
-            cols = self._columns[symbol] = _Columns()
-        return cols
-
-    def _read_frame(self, stream: str, envelope: dict[str, msgspec.Raw], ts_init: int, line_number: int) -> None:
-        market = self._market
-        stream_symbol, _, channel = stream.partition("@")
-        kind = channel.split("@", 1)[0]
-        decoder = market.stream_decoder(kind)
-        if decoder is None:
-            raise _LineProblem(f"stream '{stream}': expected a trade, bookTicker or depth stream")
-        if "data" not in envelope:
-            raise _LineProblem(f"stream '{stream}' frame without 'data'")
-        try:
-            data = decoder.decode(envelope["data"])
-        except msgspec.ValidationError as error:
-            raise _LineProblem(f"stream '{stream}': unexpected {market.name} {kind} payload ({error})") from None
-        symbol = data.s
-        if symbol != stream_symbol.upper():
-            raise _LineProblem(f"stream '{stream}' carries symbol '{symbol}': expected '{stream_symbol.upper()}'")
-        self._on_symbol(symbol)
-        if kind == "trade":
-            last_trade_id = self._last_trade_id.get(symbol)
-            if last_trade_id is not None and data.t != last_trade_id + 1:
-                raise _LineProblem(f"{symbol} trade id gap or reorder: t={data.t}, expected t={last_trade_id + 1}")
-            self._last_trade_id[symbol] = data.t
-            cols = self._cols(symbol)
-            execution_type = data.execution_type()
-            if execution_type != MARKET_TRADE:
-                cols.skipped_trades[execution_type] = cols.skipped_trades.get(execution_type, 0) + 1
-                return
-            cols.trade_ts_init.append(ts_init)
-            cols.trade_ts_event.append(data.T * _MS)
-            cols.trade_price.append(data.p)
-            cols.trade_size.append(data.q)
-            # m = "buyer is the maker", so the seller took liquidity.
-            cols.trade_aggressor.append(AGGRESSOR_SELLER if data.m else AGGRESSOR_BUYER)
-            cols.trade_id.append(data.t)
-            cols.trade_line.append(line_number)
-        elif kind == "bookTicker":
-            cols = self._cols(symbol)
-            cols.quote_ts_init.append(ts_init)
-            event_ms = data.event_ms()
-            # Without an exchange time the receive time is the best event time there is.
-            cols.quote_ts_event.append(ts_init if event_ms is None else event_ms * _MS)
-            cols.quote_bid_price.append(data.b)
-            cols.quote_bid_size.append(data.B)
-            cols.quote_ask_price.append(data.a)
-            cols.quote_ask_size.append(data.A)
-            cols.quote_update_id.append(data.u)
-            cols.quote_line.append(line_number)
-        else:
-            if data.U > data.u:
-                raise _LineProblem(f"depthUpdate U={data.U} > u={data.u}: expected first update id <= final update id")
-            self._on_diff(_DepthEvent(line_number, ts_init, symbol, update=data))
+    def _emit(self, symbol: str, event: _DepthEvent) -> None:
+        self._emitted.setdefault(symbol, []).append((self._emissions, event))
+        self._emissions += 1
 
     def _on_symbol(self, symbol: str) -> None:
         if symbol in self._symbols:
@@ -811,12 +881,12 @@ class _RecordingReader:
             # Older than the book the diffs have built (a file continuing the stream that also fetched a
             # snapshot): it holds nothing new, and bridging it would ask for diffs already applied.
             return
-        cols = self._cols(symbol)
-        _append_snapshot(cols, event)
+        self._emit(symbol, event)
         self._bridge[symbol] = event.snapshot.lastUpdateId + self._market.bridge_offset
         self._last_update_id[symbol] = None
         for waiting in self._held.pop(symbol, []):
-            _apply_diff(self._path, cols, waiting, self._last_update_id, self._bridge[symbol], event.ts_init)
+            # Applied now: a live book could only apply them once it had the snapshot.
+            self._apply_diff(_DepthEvent(waiting.line, event.ts_init, symbol, update=waiting.update))
 
     def _on_diff(self, event: _DepthEvent) -> None:
         symbol = event.symbol
@@ -825,8 +895,7 @@ class _RecordingReader:
         elif symbol not in self._bridge:
             self._held.setdefault(symbol, []).append(event)
             return
-        _apply_diff(self._path, self._cols(symbol), event, self._last_update_id, self._bridge[symbol], event.ts_init)
-
+        self._apply_diff(event)
 
     def _continues(self, event: _DepthEvent) -> bool:
         """Restore the symbol's depth state from before this file if ``event`` (its first diff) continues it."""
@@ -843,48 +912,109 @@ class _RecordingReader:
                 return False
             self._bridge[symbol], self._last_update_id[symbol] = bridge, None
             return True
-        if update.continuity_problem(end.update_id) is not None:
+        if self._market.continuity_problem(update, end.update_id) is not None:
             return False
         self._bridge[symbol], self._last_update_id[symbol] = end.update_id + self._market.bridge_offset, end.update_id
         return True
 
+    def _apply_diff(self, event: _DepthEvent) -> None:
+        update, symbol = event.update, event.symbol
+        previous = self._last_update_id[symbol]
+        bridge = self._bridge[symbol]
+        if previous is None:
+            if update.u < bridge:
+                return  # older than the snapshot: already contained in it
+            if update.U > bridge:
+                raise DataInputError(
+                    self._path,
+                    f"{symbol} depth gap after the snapshot: diff U={update.U} u={update.u} does not bridge the snapshot; "
+                    f"expected U <= {bridge} <= u",
+                    event.line,
+                )
+        else:
+            problem = self._market.continuity_problem(update, previous)
+            if problem is not None:
+                raise DataInputError(self._path, f"{symbol} depth sequence break: diff U={update.U} u={update.u}, {problem}", event.line)
+        self._last_update_id[symbol] = update.u
+        self._emit(symbol, event)
 
-def _append_snapshot(cols: _Columns, event: _DepthEvent) -> None:
+
+_TRADE_SCHEMA = {
+    "line": pl.Int64, "ts_init": pl.UInt64, "ts_event": pl.UInt64, "price": pl.String, "size": pl.String,
+    "aggressor_side": pl.UInt8, "trade_id": pl.Int64,
+}
+_QUOTE_SCHEMA = {
+    "line": pl.Int64, "ts_init": pl.UInt64, "ts_event": pl.UInt64, "bid_price": pl.String, "bid_size": pl.String,
+    "ask_price": pl.String, "ask_size": pl.String, "update_id": pl.UInt64,
+}
+_DELTA_SCHEMA = {
+    "line": pl.Int64, "action": pl.UInt8, "side": pl.UInt8, "price": pl.String, "size": pl.String, "flags": pl.UInt8,
+    "sequence": pl.UInt64, "ts_event": pl.UInt64, "ts_init": pl.UInt64,
+}
+
+
+def _concat(frames: list[pl.DataFrame] | None, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def _delta_rows(market: BinanceMarket, depth_rows: pl.DataFrame | None, emitted: list[tuple[int, _DepthEvent]]) -> pl.DataFrame:
+    """
+    Expand the emitted snapshots and diffs into delta rows, in emission order.
+
+    A snapshot is a CLEAR then one ADD per level (bids then asks), all ``F_SNAPSHOT``; a diff is one UPDATE per
+    level, bids then asks; each message's last row carries ``F_LAST``. Diff levels are exploded in one pass.
+    """
+    if not emitted:
+        return pl.DataFrame(schema=_DELTA_SCHEMA)
+    parts = []
+    diffs = [(order, event.update.key, event.ts_init) for order, event in emitted if event.update is not None]
+    if diffs:
+        emitted_diffs = pl.DataFrame(diffs, schema={"order": pl.Int64, "key": pl.Int64, "emitted_ts": pl.UInt64}, orient="row")
+        messages = emitted_diffs.join(depth_rows, on="key", how="left", maintain_order="left")
+        event_ms = pl.col("T") if market.bridge_offset == 0 else pl.col("E")
+        messages = messages.select(
+            "order", "line", "b", "a", pl.col("u").cast(pl.UInt64).alias("sequence"),
+            (event_ms * _MS).cast(pl.UInt64).alias("ts_event"), pl.col("emitted_ts").alias("ts_init"),
+        )
+        for side, column in ((SIDE_BUY, "b"), (SIDE_SELL, "a")):
+            levels = messages.select("order", "line", "sequence", "ts_event", "ts_init", column).explode(column)
+            parts.append(
+                levels.filter(pl.col(column).is_not_null()).select(
+                    "order",
+                    pl.lit(side, pl.UInt8).alias("side"),
+                    pl.col(column).list.get(0).alias("price"),
+                    pl.col(column).list.get(1).alias("size"),
+                    "line", "sequence", "ts_event", "ts_init",
+                    pl.lit(ACTION_UPDATE, pl.UInt8).alias("action"),
+                    pl.lit(0, pl.UInt8).alias("flags"),
+                )
+            )
+    for order, event in emitted:
+        if event.snapshot is not None:
+            parts.append(_snapshot_rows(order, event))
+    rows = pl.concat([part.select(["order", *_DELTA_SCHEMA]) for part in parts], how="vertical_relaxed")
+    # Bids (side 1) before asks (side 2) within a diff; a snapshot's rows are already in order (CLEAR side 0 first).
+    rows = rows.sort(["order", "side"], maintain_order=True)
+    last = (pl.col("order") != pl.col("order").shift(-1)).fill_null(True)
+    return rows.select(
+        *[pl.col(name) for name in _DELTA_SCHEMA if name != "flags"],
+        (pl.col("flags") | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
+    ).select(list(_DELTA_SCHEMA))
+
+
+def _snapshot_rows(order: int, event: _DepthEvent) -> pl.DataFrame:
     snapshot = event.snapshot
-    sequence = snapshot.lastUpdateId
-    has_levels = bool(snapshot.bids or snapshot.asks)
     event_ms = snapshot.event_ms()
     ts_event = event.ts_init if event_ms is None else event_ms * _MS
-    cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if has_levels else F_LAST), sequence, ts_event, event.ts_init, event.line)
-    cols.deltas.extend_levels(ACTION_ADD, snapshot.bids, snapshot.asks, F_SNAPSHOT, sequence, ts_event, event.ts_init, event.line)
-
-
-def _apply_diff(
-    path: Path,
-    cols: _Columns,
-    event: _DepthEvent,
-    last_update_id: dict[str, int | None],
-    bridge: int,
-    ts_init: int,
-) -> None:
-    update = event.update
-    symbol = event.symbol
-    previous = last_update_id[symbol]
-    if previous is None:
-        if update.u < bridge:
-            return  # older than the snapshot: already contained in it
-        if update.U > bridge:
-            raise DataInputError(
-                path,
-                f"{symbol} depth gap after the snapshot: diff U={update.U} u={update.u} does not bridge the snapshot; "
-                f"expected U <= {bridge} <= u",
-                event.line,
-            )
-    else:
-        problem = update.continuity_problem(previous)
-        if problem is not None:
-            raise DataInputError(path, f"{symbol} depth sequence break: diff U={update.U} u={update.u}, {problem}", event.line)
-    last_update_id[symbol] = update.u
-    # UPDATE for now; quantity-0 levels become DELETE once sizes are numbers (recording_frames).
-    cols.deltas.extend_levels(ACTION_UPDATE, update.b, update.a, 0, update.u, update.event_ms() * _MS, ts_init, event.line)
-
+    levels = [(SIDE_NONE, "0", "0", ACTION_CLEAR)]
+    levels += [(SIDE_BUY, price, size, ACTION_ADD) for price, size in snapshot.bids]
+    levels += [(SIDE_SELL, price, size, ACTION_ADD) for price, size in snapshot.asks]
+    frame = pl.DataFrame(levels, schema={"side": pl.UInt8, "price": pl.String, "size": pl.String, "action": pl.UInt8}, orient="row")
+    return frame.with_columns(
+        pl.lit(order, pl.Int64).alias("order"),
+        pl.lit(event.line, pl.Int64).alias("line"),
+        pl.lit(F_SNAPSHOT, pl.UInt8).alias("flags"),
+        pl.lit(snapshot.lastUpdateId, pl.UInt64).alias("sequence"),
+        pl.lit(ts_event, pl.UInt64).alias("ts_event"),
+        pl.lit(event.ts_init, pl.UInt64).alias("ts_init"),
+    )

@@ -17,7 +17,7 @@ from nautilus_trader.model.instruments import Instrument
 
 from keel.data.binance_recording import BINANCE_USDM
 from keel.data.binance_recording import RawRecording
-from keel.data.binance_recording import RECORDING_CHUNK_ROWS
+from keel.data.binance_recording import RECORDING_CHUNK_BYTES
 from keel.data.binance_recording import read_recording_chunks
 from keel.data.errors import DataInputError
 from keel.data.ingest import IngestReport
@@ -49,7 +49,7 @@ def ingest_binance_usdm(
     exchange_info: Path = DEFAULT_USDM_EXCHANGE_INFO,
     history: Path = DEFAULT_TICK_SIZE_HISTORY,
     checks: CheckPolicies | None = None,
-    max_rows: int | None = RECORDING_CHUNK_ROWS,
+    chunk_bytes: int | None = RECORDING_CHUNK_BYTES,
     replace: bool = False,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
@@ -73,8 +73,8 @@ def ingest_binance_usdm(
         Data-check policies passed to :func:`keel.data.ingest.commit_tables`; default:
         ``configs/data_checks.yaml``, whose override for ``*-PERP.BINANCE`` reports the id holes left by
         the non-MARKET prints left out as ``trade_id_gaps`` warnings, at ingest and in ``keel data check``.
-    max_rows : int, optional
-        Rows per chunk (one catalog file per chunk, data type and instrument), see
+    chunk_bytes : int, optional
+        Uncompressed bytes read per chunk (one catalog file per chunk, data type and instrument), see
         :func:`keel.data.binance_recording.read_recording_chunks`; None writes one file per recording.
     replace : bool, default False
         Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`).
@@ -106,7 +106,7 @@ def ingest_binance_usdm(
         # One chunk at a time: commit_tables stages its tables (and the version they were read on) before
         # the next chunk is read; each chunk is read on the version in force at its first row.
         for path in in_time_order(recordings):
-            for raw in read_recording_chunks(path, BINANCE_USDM, max_rows, depth_ends, progress):
+            for raw in read_recording_chunks(path, BINANCE_USDM, chunk_bytes, depth_ends, progress):
                 depth_ends.record(raw)
                 missing = set(raw.symbols) - set(versions)
                 if missing:

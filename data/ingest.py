@@ -32,7 +32,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.data.binance_recording import BINANCE_SPOT
 from keel.data.binance_recording import RawRecording
-from keel.data.binance_recording import RECORDING_CHUNK_ROWS
+from keel.data.binance_recording import RECORDING_CHUNK_BYTES
 from keel.data.binance_recording import read_recording_chunks
 from keel.data.binance_recording import recording_frames
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
@@ -185,7 +185,7 @@ def ingest_binance_spot(
     catalog: Path,
     exchange_info: Path = DEFAULT_EXCHANGE_INFO,
     checks: CheckPolicies | None = None,
-    max_rows: int | None = RECORDING_CHUNK_ROWS,
+    chunk_bytes: int | None = RECORDING_CHUNK_BYTES,
     replace: bool = False,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
@@ -204,8 +204,8 @@ def ingest_binance_spot(
         A saved ``/api/v3/exchangeInfo`` response covering every recorded symbol.
     checks : CheckPolicies, optional
         Data-check policies applied before writing (default: ``configs/data_checks.yaml``).
-    max_rows : int, optional
-        Rows per chunk (one catalog file per chunk, data type and instrument), see
+    chunk_bytes : int, optional
+        Uncompressed bytes read per chunk (one catalog file per chunk, data type and instrument), see
         :func:`keel.data.binance_recording.read_recording_chunks`; None writes one file per recording.
     replace : bool, default False
         Replace the catalog's data of a window with different data (see :func:`commit_tables`).
@@ -234,7 +234,7 @@ def ingest_binance_spot(
     def tables() -> Iterator[SourceTable]:
         # One chunk at a time: commit_tables stages its tables before the next chunk is read.
         for path in in_time_order(recordings):
-            for raw in read_recording_chunks(path, BINANCE_SPOT, max_rows, depth_ends, progress):
+            for raw in read_recording_chunks(path, BINANCE_SPOT, chunk_bytes, depth_ends, progress):
                 depth_ends.record(raw)
                 missing = set(raw.symbols) - set(instruments)
                 if missing:

@@ -9,15 +9,18 @@ What was *traded* (flatness, instruments, sizes, prices) is judged later, by the
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import polars as pl
 from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.backtests.performance import pnl_components
 from keel.fills import read_fills
 from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
@@ -157,6 +160,7 @@ def load_recorded_session(session_dir: str | Path, instrument_id: str) -> Record
     check_order_log(fills, orders, session_dir / FILLS_PARQUET, session_dir / ORDERS_PARQUET)
     instrument = _instrument(session_dir / CATALOG_DIR, instrument_id)
     _check_currencies(fills, instrument, session_dir / FILLS_PARQUET)
+    _check_summary(document, fills, orders, instrument, session_dir / SESSION_JSON)
     return RecordedSession(
         session_dir=session_dir,
         session_id=session_dir.name,
@@ -258,7 +262,7 @@ def _session_document(path: Path) -> dict[str, Any]:
             f"{path}: status is {document.get('status')!r} (failure: {document.get('failure')}), expected {COMPLETED!r}: "
             "only a session that ran to its end and stopped flat is evidence",
         )
-    for key, kind in (("variant", dict), ("start_ns", int), ("end_ns", int), ("instrument_ids", list), ("after_stop", dict)):
+    for key, kind in (("variant", dict), ("start_ns", int), ("end_ns", int), ("instrument_ids", list), ("counts", dict), ("pnl", dict), ("after_stop", dict)):
         if not isinstance(document.get(key), kind):
             raise GateInputError(f"{path}: field {key!r} missing or not a {kind.__name__}")
     if document["end_ns"] <= document["start_ns"]:
@@ -302,6 +306,27 @@ def _orders(path: Path) -> pl.DataFrame:
     _require_values(path, orders, "event_type", _EVENT_TYPES)
     _require_values(path, orders.filter(pl.col("order_side").is_not_null()), "order_side", {"BUY", "SELL"})
     return orders
+
+
+def _check_summary(document: dict[str, Any], fills: pl.DataFrame, orders: pl.DataFrame, instrument: Instrument, path: Path) -> None:
+    """``session.json`` sums up the tables as they were written: its instrument, counts and P&L must be theirs."""
+    if instrument.id.value not in document["instrument_ids"]:
+        raise GateInputError(f"{path}: instrument_ids {document['instrument_ids']} do not hold the variant's {instrument.id.value}")
+    counts = {"fills": fills.height, "orders": orders["client_order_id"].n_unique(), "order_events": orders.height}
+    for key, actual in counts.items():
+        if document["counts"].get(key) != actual:
+            raise GateInputError(f"{path}: counts.{key} is {document['counts'].get(key)}, the session's tables hold {actual}")
+    recorded = document["pnl"]
+    if "error" in recorded or not isinstance(recorded.get("mark_price"), float | int | None):
+        raise GateInputError(f"{path}: pnl has no result ({recorded.get('error', 'mark_price missing')})")
+    computed = msgspec.to_builtins(
+        pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, recorded["mark_price"]),
+    )
+    for key, value in computed.items():
+        expected = recorded.get(key)
+        same = value == expected if not isinstance(value, float) else isinstance(expected, float | int) and math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)
+        if not same:
+            raise GateInputError(f"{path}: pnl.{key} is {expected}, the fills give {value}")
 
 
 def _check_currencies(fills: pl.DataFrame, instrument: Instrument, path: Path) -> None:

@@ -41,10 +41,10 @@ def _first_index(lines: list[bytes], marker: bytes, after: int = 0) -> int:
     return next(index for index, line in enumerate(lines) if index >= after and marker in line)
 
 
-def _assert_refused(recording: Path, catalog: Path, expected_line: int | None, message: str, max_rows: int | None = None) -> None:
+def _assert_refused(recording: Path, catalog: Path, expected_line: int | None, message: str, chunk_bytes: int | None = None) -> None:
     before = _tree_digest(catalog)
     with pytest.raises(DataInputError, match=message) as error:
-        ingest_binance_spot([recording], catalog, **({} if max_rows is None else {"max_rows": max_rows}))
+        ingest_binance_spot([recording], catalog, **({} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}))
     assert error.value.path == recording
     assert error.value.line == expected_line
     assert str(recording) in str(error.value)
@@ -71,7 +71,7 @@ def test_depth_gap_after_many_chunks_names_file_and_line(lines: list[bytes], cat
     following = _first_index(lines, b"@depth@100ms", after=dropped + 1)
     corrupted = _write(tmp_path / "late_gap.gz", lines[:dropped] + lines[dropped + 1 :])
 
-    _assert_refused(corrupted, catalog, following, "depth sequence break", max_rows=2000)
+    _assert_refused(corrupted, catalog, following, "depth sequence break", chunk_bytes=150_000)
 
 
 def test_out_of_order_line_names_file_and_line(lines: list[bytes], catalog: Path, tmp_path: Path) -> None:

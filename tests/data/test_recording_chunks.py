@@ -37,8 +37,8 @@ def _content(catalog: Path, instrument_id: str) -> dict[str, list]:
 def test_chunked_recording_gives_the_same_catalog_content(
     ingest: Callable[..., IngestReport], recordings: list[Path], instrument_ids: list[str], tmp_path: Path,
 ) -> None:
-    whole = ingest(recordings, tmp_path / "whole", max_rows=None)
-    chunked = ingest(recordings, tmp_path / "chunked", max_rows=3000)
+    whole = ingest(recordings, tmp_path / "whole", chunk_bytes=None)
+    chunked = ingest(recordings, tmp_path / "chunked", chunk_bytes=200_000)
 
     for instrument_id in instrument_ids:
         chunk_files = [item for item in chunked.files if item.instrument_id == instrument_id and item.data_type == ORDER_BOOK_DELTAS]
@@ -48,9 +48,9 @@ def test_chunked_recording_gives_the_same_catalog_content(
     # Rows are counted within each chunk's table; the raw file line is the same either way.
     assert _located(chunked.findings) == _located(whole.findings)
     assert chunked.rounded_quantities == whole.rounded_quantities
-    assert not ingest(recordings, tmp_path / "chunked", max_rows=3000).changed_catalog
+    assert not ingest(recordings, tmp_path / "chunked", chunk_bytes=200_000).changed_catalog
     # Re-ingest decides by content: the same rows cut into other files are a no-op too.
-    assert not ingest(recordings, tmp_path / "chunked", max_rows=None).changed_catalog
+    assert not ingest(recordings, tmp_path / "chunked", chunk_bytes=None).changed_catalog
 
 
 def _located(findings: list[Finding]) -> list[tuple]:
