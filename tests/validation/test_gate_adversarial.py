@@ -7,14 +7,17 @@ it. The backtest over the session is the same for every copy: the gate reuses it
 """
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from keel.backtests.performance import pnl_components
 from keel.cli import app
 from keel.live.session import EmulatorOverrides
 from keel.live.session import run_live_session
@@ -55,14 +58,33 @@ def keel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "home"
 
 
-def _copy(recorded: Path, tmp_path: Path, tamper: Tamper | None = None, reseal: bool = True) -> Path:
+def _copy(recorded: Path, tmp_path: Path, tamper: Tamper | None = None, reseal: bool = True, resummarize: bool = True) -> Path:
+    """
+    Copy the session and apply ``tamper``; with ``reseal`` also bring session.json's summary in line with the
+    tampered tables (``resummarize``) and write a new manifest, as a careful forger would.
+    """
     session = tmp_path / "session"
     shutil.copytree(recorded, session)
     if tamper is not None:
         tamper(session)
         if reseal:
+            if resummarize:
+                _resummarize(session)
             write_manifest(session)
     return session
+
+
+def _resummarize(session: Path) -> None:
+    """Recompute session.json's counts and P&L from the (tampered) tables."""
+    document = json.loads((session / "session.json").read_text())
+    fills = pl.read_parquet(session / "fills.parquet")
+    orders = pl.read_parquet(session / "orders.parquet")
+    document["counts"].update(fills=fills.height, orders=orders["client_order_id"].n_unique(), order_events=orders.height)
+    try:
+        document["pnl"] |= msgspec.to_builtins(pnl_components(fills, "BTC", "USDT", document["pnl"]["mark_price"]))
+    except (ValueError, pl.exceptions.PolarsError):
+        pass  # tables no P&L can be computed from: the gate must refuse them for that, whatever session.json says
+    (session / "session.json").write_text(json.dumps(document, indent=2))
 
 
 def _gate(session: Path, tmp_path: Path, backtest_cache: Path, variant: Path = VARIANT) -> GateReport:
@@ -405,7 +427,7 @@ def test_a_missing_entry_is_refused_naming_it(redis_service: None, recorded: Pat
         shutil.rmtree(target) if target.is_dir() else target.unlink()
 
     # Re-sealed after the removal (except the manifest itself): the layout check, not the hash, refuses it.
-    session = _copy(recorded, tmp_path, remove, reseal=entry != "manifest.json")
+    session = _copy(recorded, tmp_path, remove, reseal=entry != "manifest.json", resummarize=False)
 
     with pytest.raises(GateInputError, match=f"{entry}: missing"):
         _gate(session, tmp_path, backtest_cache)
@@ -455,13 +477,48 @@ def test_a_session_that_did_not_complete_is_refused(
         _gate(session, tmp_path, backtest_cache)
 
 
+def _set(path: str, value: object) -> Tamper:
+    def change(document: dict) -> None:
+        *parents, key = path.split(".")
+        for parent in parents:
+            document = document[parent]
+        document[key] = value(document[key]) if callable(value) else value
+
+    return _session_json(change)
+
+
+# Re-sealed changes of the fields of session.json the gate relies on: (tamper, words of the refusal).
+SESSION_JSON_TAMPERS: dict[str, tuple[Tamper, str]] = {
+    "instrument_ids": (_set("instrument_ids", ["ETHUSDT.BINANCE"]), "instrument_ids"),
+    "counts.fills": (_set("counts.fills", lambda count: count + 1), "counts.fills"),
+    "counts.orders": (_set("counts.orders", lambda count: count - 1), "counts.orders"),
+    "counts.order_events": (_set("counts.order_events", lambda count: count + 1), "counts.order_events"),
+    "pnl.fees": (_set("pnl.fees", lambda fees: fees / 2), "pnl.fees"),
+    "pnl.net": (_set("pnl.net", lambda net: net + 1.0), "pnl.net"),
+    "end_ns before start_ns": (_set("end_ns", 0), "end_ns"),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.requires_redis
-@pytest.mark.parametrize("field", ["variant", "start_ns", "end_ns", "instrument_ids", "after_stop"])
+@pytest.mark.parametrize("field", list(SESSION_JSON_TAMPERS))
+def test_a_session_json_summary_that_differs_from_the_tables_is_refused(
+    redis_service: None, recorded: Path, keel_home: Path, tmp_path: Path, backtest_cache: Path, field: str
+) -> None:
+    tamper, words = SESSION_JSON_TAMPERS[field]
+    session = _copy(recorded, tmp_path, tamper, resummarize=False)
+
+    with pytest.raises(GateInputError, match=re.escape(f"session.json: {words}")):
+        _gate(session, tmp_path, backtest_cache)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+@pytest.mark.parametrize("field", ["variant", "start_ns", "end_ns", "instrument_ids", "counts", "pnl", "after_stop"])
 def test_a_session_json_field_removed_is_refused(
     redis_service: None, recorded: Path, keel_home: Path, tmp_path: Path, backtest_cache: Path, field: str
 ) -> None:
-    session = _copy(recorded, tmp_path, _session_json(lambda document: document.pop(field)))
+    session = _copy(recorded, tmp_path, _session_json(lambda document: document.pop(field)), resummarize=False)
 
     with pytest.raises(GateInputError, match=f"field '{field}'"):
         _gate(session, tmp_path, backtest_cache)
@@ -491,6 +548,7 @@ def test_every_run_is_on_record_and_promote_needs_a_passing_one(
     inflated = tmp_path / "inflated"
     shutil.copytree(recorded, inflated)
     COMPARISON_TAMPERS["quantity x10"][0](inflated)
+    _resummarize(inflated)
     write_manifest(inflated)
     variant = tmp_path / "variant.yaml"
     shutil.copy(VARIANT, variant)
