@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 from bench import ingest_dump
+from bench import ingest_recording
 from bench import ingest_trades
 
 
 def main(argv: list[str] | None = None) -> int:
     """
-    Run the trade-writer and the dump-file ingest benchmarks and print their reports.
+    Run the trade-writer, dump-file and recording ingest benchmarks and print their reports.
 
     Exit code 1 if any pair of catalogs differs, or (with ``--strict``) if a target is missed; else 0.
     """
@@ -25,12 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     print(ingest_trades.report(writer))
     dump = ingest_dump.run(arguments.rows, arguments.repeats)
     print(ingest_dump.report(dump))
+    recordings = {source: ingest_recording.run(source, arguments.rows, arguments.repeats) for source in ingest_recording.SOURCES}
+    for result in recordings.values():
+        print(ingest_recording.report(result))
     if arguments.json is not None:
         results = {"trade_writer": ingest_trades.result_dict(writer), "dump_file": ingest_dump.result_dict(dump)}
+        results |= {f"recording_{source}": ingest_recording.result_dict(result) for source, result in recordings.items()}
         arguments.json.write_text(json.dumps(results, indent=2) + "\n")
-    if not (writer.identical and dump.identical):
+    every = [writer, dump, *recordings.values()]
+    if not all(result.identical for result in every):
         return 1
-    targets_met = all(result.targets.ratio_target_met and result.targets.throughput_target_met for result in (writer, dump))
+    targets_met = all(result.targets.ratio_target_met and result.targets.throughput_target_met for result in every)
     if arguments.strict and not targets_met:
         return 1
     return 0

@@ -664,12 +664,15 @@ class _FixedConverter:
 
     def price(self, text: pl.Series, precision: int, lines: pl.Series, what: str) -> pl.Series:
         """Return prices as ``Decimal(38, 16)``; raise on the first that is not a decimal on the tick grid."""
-        self._raise_on_first(text, not_decimal_mask(text), lines, what, "a non-negative decimal string")
-        self._raise_on_first(text, off_grid_mask(text, precision), lines, what, f"a multiple of the tick (at most {precision} decimals)")
+        if not _on_grid(text, precision):
+            self._raise_on_first(text, not_decimal_mask(text), lines, what, "a non-negative decimal string")
+            self._raise_on_first(text, off_grid_mask(text, precision), lines, what, f"a multiple of the tick (at most {precision} decimals)")
         return to_fixed(text)
 
     def size(self, text: pl.Series, precision: int, lines: pl.Series, what: str, data_type: str) -> pl.Series:
         """Return sizes as ``Decimal(38, 16)`` on the step grid, under the ``off_step_quantities`` policy."""
+        if _on_grid(text, precision):
+            return to_fixed(text)  # one pattern for the usual case: every size a decimal on the step
         self._raise_on_first(text, not_decimal_mask(text), lines, what, "a non-negative decimal string")
         column = QuantityColumn(self._path, self._instrument_id, data_type, what, self._off_step_policy)
         fixed, findings = quantities_on_step(text, precision, lines, column)
@@ -682,6 +685,11 @@ class _FixedConverter:
             raise DataInputError(
                 self._path, f"{self._instrument_id} {what} {values[index]!r}: expected {expected}", int(lines[index])
             )
+
+
+def _on_grid(text: pl.Series, precision: int) -> bool:
+    """Return True if every value is a plain non-negative decimal with at most ``precision`` significant decimals."""
+    return bool(text.str.contains(rf"^\d{{1,22}}(\.\d{{0,{precision}}}0*)?$").all())
 
 
 class _RecordingReader:

@@ -15,7 +15,6 @@ from pathlib import Path
 import polars as pl
 
 from keel.data.errors import DataInputError
-from keel.data.fixed_point import FIXED_DTYPE
 from keel.data.fixed_point import off_grid_mask
 from keel.data.fixed_point import to_fixed
 from keel.data.quality import FAIL
@@ -78,9 +77,8 @@ def quantities_on_step(text: pl.Series, precision: int, lines: pl.Series, column
 
     """
     off_step = off_grid_mask(text, precision) & text.is_not_null()
-    fixed = to_fixed(text)
     if not off_step.any():
-        return fixed, []
+        return to_fixed(text), []
     step = Decimal(1).scaleb(-precision)
     indices = off_step.arg_true().to_list()
     if column.policy == FAIL:
@@ -92,18 +90,15 @@ def quantities_on_step(text: pl.Series, precision: int, lines: pl.Series, column
             int(lines[first]),
         )
     findings = []
+    rounded = []
     for index in indices:
         sent = text[index]
-        rounded = Decimal(sent).quantize(step, rounding=ROUND_CEILING)
+        # Up, so that a level never rounds away to zero.
+        rounded.append(str(Decimal(sent).quantize(step, rounding=ROUND_CEILING)))
         findings.append(
             Finding(
                 OFF_STEP_QUANTITIES, column.policy, column.instrument_id, column.data_type, column.source, index, column.field,
-                f"quantity {sent} is finer than the size step {step}: rounded up to {rounded}", int(lines[index]),
+                f"quantity {sent} is finer than the size step {step}: rounded up to {rounded[-1]}", int(lines[index]),
             )
         )
-    # Digits beyond the step are non-zero there, so the ceiling is the truncation plus one step.
-    truncated = to_fixed(text.str.extract(rf"^(\d+(?:\.\d{{0,{precision}}})?)"))
-    rounded_up = pl.select(
-        pl.when(pl.lit(off_step)).then(pl.lit(truncated) + pl.lit(step, FIXED_DTYPE)).otherwise(pl.lit(fixed)).cast(FIXED_DTYPE)
-    ).to_series()
-    return rounded_up.alias(text.name), findings
+    return to_fixed(text.scatter(indices, rounded)), findings
