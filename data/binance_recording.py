@@ -528,7 +528,8 @@ def _pieces(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> It
             stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
             if progress is not None:
                 progress.start_file(path)
-            chunks = LineChunks(stream, chunk_bytes)
+            # 1 MB reads: few calls into gzip, and a truncated stream is still located to within a MB of lines.
+            chunks = LineChunks(stream, chunk_bytes, read_bytes=1 << 20)
             lines = 0
             for piece in chunks:
                 lines += piece.count(b"\n")
@@ -714,6 +715,7 @@ class _RecordingReader:
         self._skipped: dict[str, dict[str, int]] = {}
         self._depth_rows: list[pl.DataFrame] = []  # this chunk's depth messages, and those held from earlier ones
         self._emitted: dict[str, list[tuple[int, _DepthEvent]]] = {}  # per symbol: (emission order, event)
+        self._bulk: dict[str, list[pl.DataFrame]] = {}  # per symbol: diffs emitted at once (order, key, emitted_ts)
         self._emissions = 0
         self._next_key = 0
         self._symbols: set[str] = set()  # every symbol of the file, not only of the current chunk
@@ -733,13 +735,20 @@ class _RecordingReader:
         depths = block.depths.with_columns(pl.int_range(self._next_key, self._next_key + block.depths.height, dtype=pl.Int64).alias("key"))
         self._next_key += depths.height
         self._depth_rows.append(depths)
-        # Symbols first named, snapshots and diffs, in file order (a symbol named on a diff's line comes first).
+        # Symbols first named and snapshots, then diffs, in file order (a symbol named on a diff's line comes first).
         events: list[tuple[int, int, object]] = [(line, 0, symbol) for symbol, line in block.first_lines.items() if symbol not in self._symbols]
         events += [(line, 1, _DepthEvent(line, ts_init, None, snapshot=snapshot)) for line, ts_init, snapshot in block.snapshots]
+        last_special = max((line for line, _, _ in events), default=-1)
         futures = self._market.bridge_offset == 0
-        for key, line, ts_init, symbol, first_id, final_id, previous_final in depths.select("key", "line", "ts_init", "s", "U", "u", "pu").iter_rows():
+        rows = depths.select("key", "line", "ts_init", "s", "U", "u", "pu")
+        one_by_one = 0
+        for key, line, ts_init, symbol, first_id, final_id, previous_final in rows.iter_rows():
+            # One by one until the books are live with nothing held or waiting; the rest is checked at once.
+            if line > last_special and not self._held and self._last_update_id.get(symbol) is not None:
+                break
             diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if futures else None)
             events.append((line, 2, _DepthEvent(line, ts_init, symbol, update=diff)))
+            one_by_one += 1
         events.sort(key=lambda item: (item[0], item[1]))
         for _, kind, item in events:
             if kind == 0:
@@ -748,22 +757,48 @@ class _RecordingReader:
                 self._on_snapshot(item)
             else:
                 self._on_diff(item)
+        self._apply_live_diffs(rows.slice(one_by_one))
+
+    def _apply_live_diffs(self, rows: pl.DataFrame) -> None:
+        """Check and emit diffs of live books at once: each must continue the one before (the market's rule)."""
+        for (symbol,), part in rows.partition_by("s", maintain_order=True, as_dict=True).items():
+            previous = self._last_update_id.get(symbol)
+            if previous is None:
+                # A symbol first seen after the books went live: its diffs need the book rule, one by one.
+                for key, line, ts_init, _, first_id, final_id, previous_final in part.iter_rows():
+                    diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if self._market.bridge_offset == 0 else None)
+                    self._on_diff(_DepthEvent(line, ts_init, symbol, update=diff))
+                continue
+            previous_u = part["u"].shift(1, fill_value=previous)
+            follows = part["pu"] == previous_u if self._market.bridge_offset == 0 else part["U"] == previous_u + 1
+            if not follows.all():
+                index = int((~follows).arg_true()[0])
+                key, line, ts_init, _, first_id, final_id, previous_final = part.row(index)
+                diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final)
+                problem = self._market.continuity_problem(diff, int(previous_u[index]))
+                raise DataInputError(self._path, f"{symbol} depth sequence break: diff U={first_id} u={final_id}, {problem}", line)
+            orders = pl.int_range(self._emissions, self._emissions + part.height, dtype=pl.Int64, eager=True)
+            self._emissions += part.height
+            self._bulk.setdefault(symbol, []).append(
+                pl.DataFrame({"order": orders, "key": part["key"], "emitted_ts": part["ts_init"].cast(pl.UInt64)})
+            )
+            self._last_update_id[symbol] = int(part["u"][-1])
 
     def take_chunk(self, lines: int) -> RawRecording:
         """Return the current chunk (up to line ``lines``) and start a new one."""
         depth_rows = pl.concat(self._depth_rows, how="vertical_relaxed") if self._depth_rows else None
-        symbols = set(self._trades) | set(self._quotes) | set(self._emitted)
+        symbols = set(self._trades) | set(self._quotes) | set(self._emitted) | set(self._bulk)
         columns = {}
         for symbol in symbols:
             columns[symbol] = SymbolColumns(
                 trades=_concat(self._trades.get(symbol), _TRADE_SCHEMA),
                 quotes=_concat(self._quotes.get(symbol), _QUOTE_SCHEMA),
-                deltas=_delta_rows(self._market, depth_rows, self._emitted.get(symbol, [])),
+                deltas=_delta_rows(self._market, depth_rows, self._emitted.get(symbol, []), self._bulk.get(symbol, [])),
                 skipped_trades=self._skipped.get(symbol, {}),
             )
         held_keys = [event.update.key for waiting in self._held.values() for event in waiting]
         self._depth_rows = [depth_rows.filter(pl.col("key").is_in(held_keys))] if held_keys and depth_rows is not None else []
-        self._trades, self._quotes, self._skipped, self._emitted = {}, {}, {}, {}
+        self._trades, self._quotes, self._skipped, self._emitted, self._bulk = {}, {}, {}, {}, {}
         return RawRecording(path=self._path, columns=columns, lines=lines, depth_ends=self._depth_ends_now(lines))
 
     def finish(self) -> None:
@@ -965,19 +1000,21 @@ def _concat(frames: list[pl.DataFrame] | None, schema: dict[str, pl.DataType]) -
     return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
-def _delta_rows(market: BinanceMarket, depth_rows: pl.DataFrame | None, emitted: list[tuple[int, _DepthEvent]]) -> pl.DataFrame:
+def _delta_rows(
+    market: BinanceMarket, depth_rows: pl.DataFrame | None, emitted: list[tuple[int, _DepthEvent]], bulk: list[pl.DataFrame]
+) -> pl.DataFrame:
     """
     Expand the emitted snapshots and diffs into delta rows, in emission order.
 
     A snapshot is a CLEAR then one ADD per level (bids then asks), all ``F_SNAPSHOT``; a diff is one UPDATE per
     level, bids then asks; each message's last row carries ``F_LAST``. Diff levels are exploded in one pass.
     """
-    if not emitted:
+    if not emitted and not bulk:
         return pl.DataFrame(schema=_DELTA_SCHEMA)
     parts = []
     diffs = [(order, event.update.key, event.ts_init) for order, event in emitted if event.update is not None]
-    if diffs:
-        emitted_diffs = pl.DataFrame(diffs, schema={"order": pl.Int64, "key": pl.Int64, "emitted_ts": pl.UInt64}, orient="row")
+    emitted_diffs = pl.concat([pl.DataFrame(diffs, schema={"order": pl.Int64, "key": pl.Int64, "emitted_ts": pl.UInt64}, orient="row"), *bulk])
+    if emitted_diffs.height:
         messages = emitted_diffs.join(depth_rows, on="key", how="left", maintain_order="left")
         event_ms = pl.col("T") if market.bridge_offset == 0 else pl.col("E")
         messages = messages.select(

@@ -328,10 +328,11 @@ def _by_template(payloads: pl.Series, fields: dict[str, pl.DataType], required: 
     data_at = positions.get("data")
     if data_at is None or any(name not in positions or positions[name] < data_at for name in scalars):
         return None
-    conforming = pieces.list.len() == len(template)
-    for name, index in positions.items():
-        conforming = conforming & (pieces.list.get(index, null_on_oob=True) == name)
-    if not conforming.fill_null(False).all():
+    # Same number of pieces and the same keys at the same places: one gather and one join for all keys.
+    key_positions = sorted(positions.values())
+    keys = pieces.list.gather(key_positions, null_on_oob=True).list.join("\x1f")
+    expected = "\x1f".join(template[index] for index in key_positions)
+    if not ((pieces.list.len() == len(template)) & (keys == expected)).fill_null(False).all():
         return None
     columns = {}
     for name, dtype in fields.items():
