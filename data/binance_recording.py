@@ -739,16 +739,9 @@ class _RecordingReader:
         events: list[tuple[int, int, object]] = [(line, 0, symbol) for symbol, line in block.first_lines.items() if symbol not in self._symbols]
         events += [(line, 1, _DepthEvent(line, ts_init, None, snapshot=snapshot)) for line, ts_init, snapshot in block.snapshots]
         last_special = max((line for line, _, _ in events), default=-1)
-        futures = self._market.bridge_offset == 0
         rows = depths.select("key", "line", "ts_init", "s", "U", "u", "pu")
-        one_by_one = 0
-        for key, line, ts_init, symbol, first_id, final_id, previous_final in rows.iter_rows():
-            # One by one until the books are live with nothing held or waiting; the rest is checked at once.
-            if line > last_special and not self._held and self._last_update_id.get(symbol) is not None:
-                break
-            diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if futures else None)
-            events.append((line, 2, _DepthEvent(line, ts_init, symbol, update=diff)))
-            one_by_one += 1
+        before_special = int((rows["line"] <= last_special).sum())
+        events += [(row[1], 2, self._diff_event(row)) for row in rows.head(before_special).iter_rows()]
         events.sort(key=lambda item: (item[0], item[1]))
         for _, kind, item in events:
             if kind == 0:
@@ -757,7 +750,20 @@ class _RecordingReader:
                 self._on_snapshot(item)
             else:
                 self._on_diff(item)
+        one_by_one = before_special
+        for row in rows.slice(before_special).iter_rows():
+            # One by one until the books are live with nothing held or waiting; the rest is checked at once.
+            if not self._held and self._last_update_id.get(row[3]) is not None:
+                break
+            self._on_diff(self._diff_event(row))
+            one_by_one += 1
         self._apply_live_diffs(rows.slice(one_by_one))
+
+    def _diff_event(self, row: tuple) -> _DepthEvent:
+        """Return the event of a depth row ``(key, line, ts_init, s, U, u, pu)``."""
+        key, line, ts_init, symbol, first_id, final_id, previous_final = row
+        diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if self._market.bridge_offset == 0 else None)
+        return _DepthEvent(line, ts_init, symbol, update=diff)
 
     def _apply_live_diffs(self, rows: pl.DataFrame) -> None:
         """Check and emit diffs of live books at once: each must continue the one before (the market's rule)."""
@@ -765,9 +771,8 @@ class _RecordingReader:
             previous = self._last_update_id.get(symbol)
             if previous is None:
                 # A symbol first seen after the books went live: its diffs need the book rule, one by one.
-                for key, line, ts_init, _, first_id, final_id, previous_final in part.iter_rows():
-                    diff = _Diff(key, line, ts_init, symbol, first_id, final_id, previous_final if self._market.bridge_offset == 0 else None)
-                    self._on_diff(_DepthEvent(line, ts_init, symbol, update=diff))
+                for row in part.iter_rows():
+                    self._on_diff(self._diff_event(row))
                 continue
             previous_u = part["u"].shift(1, fill_value=previous)
             follows = part["pu"] == previous_u if self._market.bridge_offset == 0 else part["U"] == previous_u + 1
