@@ -86,6 +86,7 @@ class QueueTracker:
         self._model = model
         self._resting: dict[InstrumentId, dict[ClientOrderId, tuple[Order, RestingOrder]]] = {}
         self._engines: list[tuple[InstrumentId, object]] = []
+        self._print: TradeTick | None = None
 
     def resting(self, client_order_id: ClientOrderId) -> RestingOrder | None:
         """Return the queue state of a resting order, or None if it is not tracked."""
@@ -96,6 +97,7 @@ class QueueTracker:
 
     def on_trade(self, trade: TradeTick) -> None:
         """Apply a print to the resting orders of its instrument (before the matching engine sees it)."""
+        self._print = trade
         orders = self._resting.get(trade.instrument_id)
         if not orders:
             return
@@ -103,8 +105,19 @@ class QueueTracker:
         for order, state in orders.values():
             apply_print(state, price, size, trade.aggressor_side, float(order.leaves_qty))
 
+    def matching_print(self) -> TradeTick | None:
+        """Return the print the engine is matching resting orders against now, or None between prints."""
+        return self._print
+
+    def any_fillable_on_print(self) -> bool:
+        """Whether some resting order of the current print's instrument may fill from it."""
+        if self._print is None:
+            return False
+        return any(state.fillable > 0 for _, state in self._resting.get(self._print.instrument_id, {}).values())
+
     def process(self) -> None:
         """After a data point: start tracking newly resting orders, apply depth changes, forget closed orders."""
+        self._print = None
         # Runs after every data point: the common case (no resting order) must cost next to nothing.
         if not self._engines:
             # The engine adds every instrument before the first data point.

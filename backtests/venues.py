@@ -110,8 +110,9 @@ class FillKnob(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     random_seed : int, default 42
         Seed of the fill model, fixed so a run is repeatable (it also seeds Python's global ``random``).
     liquidity_consumption : bool, default True
-        Fills consume the level's liquidity until fresh data arrives, so two orders cannot both take the same
-        size (nautilus_trader#2564).
+        With ``book``: fills consume the level's liquidity until fresh data arrives, so two orders cannot both
+        take the same size (nautilus_trader#2564). The ``tape`` model always does this itself, on its merged
+        book (nautilus's own tracking would cap its fills by the stale depth's sizes).
 
     """
 
@@ -203,7 +204,7 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             # Trades fill resting orders; with the tape model, Keel's queue tracker decides how much
             # (nautilus's own queue position would count a second queue on top of it).
             trade_execution=True,
-            liquidity_consumption=self.fills.liquidity_consumption,
+            liquidity_consumption=self.fills.model == "book" and self.fills.liquidity_consumption,
             queue_position=self.fills.model == "book",
             modules=self.fills.modules() or None,
         )

@@ -9,15 +9,20 @@ book, so the emulator matches against the freshest state the streams reveal (``V
 three sources, each as of its own timestamp:
 
 1. Depth: the L2 book rebuilt from the replayed diffs, as of the last diff.
-2. bookTicker: when newer than the last depth change it is the true top. On each side, levels better than
-   the ticker's price are gone and the level at its price holds the ticker's size (whatever depth shows
-   there); levels behind it come from depth.
-3. Trades newer than both: a BUYER trade at ``p`` took every ask below ``p`` and ``q`` of the ask at ``p``
+2. bookTicker: the true top. On each side, levels better than the ticker's price are gone and the level at
+   its price holds the ticker's size (whatever depth shows there); levels behind it come from depth. Binance
+   streams a bookTicker at every change of the top; a ``depth@100ms`` diff reports the book at the end of its
+   batch and arrives up to 100 ms later, so a diff arriving after a ticker can be older than it (on the
+   sample, diffs 5-10 ms after a ticker showed bids 3 bp above it in a falling market).
+3. Trades newer than the ticker (than the depth before the first ticker): a BUYER trade at ``p`` took every ask below ``p`` and ``q`` of the ask at ``p``
    (never below zero); the book was not crossed when it printed, so bids at or above ``p`` are gone too.
    A SELLER trade mirrors it (bids above ``p`` gone, the bid at ``p`` less ``q``, asks at or below ``p``
-   gone). These only remove liquidity, so their order among themselves does not matter.
+   gone). These only remove liquidity, so their order among themselves does not matter. A print the latest
+   bookTicker contradicts (a SELLER print above its bid, a BUYER print below its ask) happened before the
+   ticker, however late it arrived (the @trade stream can lag @bookTicker), and is ignored.
 
-A newer bookTicker or depth change supersedes the older sources' corrections (it shows the book after them).
+A newer bookTicker supersedes the trade corrections before it (it shows the book after them); before the
+first ticker, a newer depth change does.
 
 The view is a matching-time view: the public depth stream stays a faithful replay of the recorded diffs
 (nautilus rebuilds its book from it), except for the liquidity the account's own orders take, which
@@ -126,10 +131,23 @@ class VenueView:
         self._drop_superseded_trades()
 
     def on_trade(self, trade: TradePrint) -> None:
-        """Remove the liquidity ``trade`` went through, when it is newer than the ticker and the depth."""
-        if trade.ts_init > self._book_ts_ns():
+        """Remove the liquidity ``trade`` went through, when it is newer than the ticker (the depth before any ticker)."""
+        if trade.ts_init > self._book_ts_ns() and not self._contradicted_by_ticker(trade):
             self._trades.append(trade)
             self._cuts.add(trade)
+
+    def _contradicted_by_ticker(self, trade: TradePrint) -> bool:
+        """
+        Whether the latest bookTicker says ``trade`` is older than it although it arrived later.
+
+        A SELLER print above the ticker's bid, or a BUYER print below its ask, needed a level the ticker shows
+        gone: the @trade stream lagged the @bookTicker stream, and the print tells nothing newer than the ticker.
+        """
+        if self.quote is None:
+            return False
+        if trade.buyer_is_maker:
+            return trade.price > self.quote.bid_price
+        return trade.price < self.quote.ask_price
 
     # -- the merged book -------------------------------------------------------------------------------
 
@@ -197,15 +215,16 @@ class VenueView:
     # -- internals -------------------------------------------------------------------------------------
 
     def _ticker_level(self, side: str) -> tuple[Decimal, Decimal] | None:
-        """Return the ticker's (price, size) on ``side`` while the ticker is newer than depth, else None."""
-        if self.quote is None or self.quote.ts_init < self.depth_ts_ns:
+        """Return the ticker's (price, size) on ``side``, or None before the first ticker."""
+        if self.quote is None:
             return None
         if side == BUY:
             return self.quote.bid_price, self.quote.bid_quantity
         return self.quote.ask_price, self.quote.ask_quantity
 
     def _book_ts_ns(self) -> int:
-        return max(self.depth_ts_ns, self.quote.ts_init if self.quote is not None else 0)
+        """The time of the source the trade cuts are relative to: the ticker, or the depth before any ticker."""
+        return self.quote.ts_init if self.quote is not None else self.depth_ts_ns
 
     def _drop_superseded_trades(self) -> None:
         book_ts_ns = self._book_ts_ns()

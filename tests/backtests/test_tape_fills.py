@@ -119,30 +119,39 @@ def _passive_probe(queue_model: str, sample_catalog: Path, run_dir: Path) -> pl.
 
 
 @pytest.fixture(scope="module")
-def raw_trades(sample_catalog: Path) -> pl.DataFrame:
-    """The sample's BTCUSDT prints straight from the catalog's Parquet files: ts_init, price, aggressor (1 buyer, 2 seller)."""
-    files = [item for item in catalog_files(sample_catalog) if item.data_type == "trade_tick" and item.identifier == "BTCUSDT.BINANCE"]
-    return read_columns(files, ["ts_init", "price", "aggressor_side"]).select(
-        pl.col("ts_init").cast(pl.Int64),
-        pl.col("price").cast(pl.Float64),
-        pl.col("aggressor_side").cast(pl.Int64),
+def raw_tape(sample_catalog: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sample's BTCUSDT prints (ts_init, price, aggressor: 1 buyer, 2 seller) and quotes, straight from the catalog's Parquet."""
+    files = catalog_files(sample_catalog)
+    trades = read_columns([item for item in files if item.data_type == "trade_tick" and item.identifier == "BTCUSDT.BINANCE"], ["ts_init", "price", "aggressor_side"])
+    quotes = read_columns([item for item in files if item.data_type == "quote_tick" and item.identifier == "BTCUSDT.BINANCE"], ["ts_init", "bid_price", "ask_price"])
+    return (
+        trades.select(pl.col("ts_init").cast(pl.Int64), pl.col("price").cast(pl.Float64), pl.col("aggressor_side").cast(pl.Int64)),
+        quotes.select(pl.col("ts_init").cast(pl.Int64), pl.col("bid_price").cast(pl.Float64), pl.col("ask_price").cast(pl.Float64)).sort("ts_init"),
     )
 
 
-def test_resting_orders_fill_only_on_a_print_at_or_through_their_price(sample_catalog: Path, raw_trades: pl.DataFrame, tmp_path: Path) -> None:
+def test_resting_orders_fill_only_when_the_tape_reaches_them(sample_catalog: Path, raw_tape: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path) -> None:
+    trades, quotes = raw_tape
     fills = _passive_probe("risk_averse", sample_catalog, tmp_path / "run")
     maker = fills.filter(pl.col("liquidity_side") == "MAKER")
 
     assert maker.height >= 20
     assert fills.height == maker.height  # post-only orders never take
+    by_print = 0
     for fill in maker.iter_rows(named=True):
-        prints = raw_trades.filter(pl.col("ts_init") == fill["ts_event"])
         # Half a tick (0.01) of slack: fills carry nautilus's float of the price, the catalog its decimal.
-        if fill["order_side"] == "BUY":
-            reaching = prints.filter((pl.col("aggressor_side") == 2) & (pl.col("price") <= fill["last_px"] + 0.005))
-        else:
-            reaching = prints.filter((pl.col("aggressor_side") == 1) & (pl.col("price") >= fill["last_px"] - 0.005))
-        assert reaching.height > 0, f"maker fill {fill['trade_id']} at {fill['ts_event']} has no print reaching {fill['last_px']}"
+        buy = fill["order_side"] == "BUY"
+        prints = trades.filter(pl.col("ts_init") == fill["ts_event"])
+        reaching = prints.filter((pl.col("aggressor_side") == 2) & (pl.col("price") <= fill["last_px"] + 0.005)) if buy else prints.filter((pl.col("aggressor_side") == 1) & (pl.col("price") >= fill["last_px"] - 0.005))
+        if reaching.height:
+            by_print += 1
+            continue
+        # Otherwise the venue's other side came to the order: the latest quote at or through the fill price.
+        quote = quotes.filter(pl.col("ts_init") <= fill["ts_event"]).tail(1)
+        assert quote.height == 1
+        crossed = quote["ask_price"][0] <= fill["last_px"] + 0.005 if buy else quote["bid_price"][0] >= fill["last_px"] - 0.005
+        assert crossed, f"maker fill {fill['trade_id']} at {fill['ts_event']}: no print reaching {fill['last_px']} and the quote {quote.row(0)} does not cross it"
+    assert by_print >= maker.height // 2
 
 
 def test_waiting_in_the_queue_fills_less_than_being_first_in_line(sample_catalog: Path, tmp_path: Path) -> None:

@@ -64,23 +64,27 @@ def test_a_quote_at_a_price_depth_does_not_show_is_inserted_as_the_top() -> None
     assert levels(view, BUY)[:2] == [("99.99", "0.4"), ("99.98", "1")]
 
 
-def test_depth_newer_than_the_quote_is_the_book_again() -> None:
+def test_a_depth_diff_after_the_ticker_does_not_replace_its_top() -> None:
+    # A depth@100ms diff reports the end of its batch and can arrive after a newer bookTicker: behind the
+    # ticker's top it is the book, the top stays the ticker's.
     view = depth_view(ts_init=10)
     view.on_quote(quote(11, "99.97", "0.5", "100.01", "0.7"))
 
     view.depth.set_level(SELL, D("100.00"), D("4"))
+    view.depth.set_level(SELL, D("100.03"), D("5"))
     view.on_depth(12)
 
-    assert levels(view, SELL) == [("100.00", "4"), ("100.01", "2"), ("100.02", "3")]
-    assert levels(view, BUY)[0] == ("99.98", "1")
+    assert levels(view, SELL) == [("100.01", "0.7"), ("100.02", "3"), ("100.03", "5")]
+    assert levels(view, BUY)[0] == ("99.97", "0.5")
 
 
-def test_a_quote_older_than_the_depth_it_follows_is_ignored() -> None:
+def test_an_older_ticker_than_the_last_ticker_is_ignored() -> None:
     view = depth_view(ts_init=10)
+    view.on_quote(quote(12, "99.97", "0.5", "100.01", "0.7"))
 
-    view.on_quote(quote(9, "99.97", "0.5", "100.01", "0.7"))
+    view.on_quote(quote(11, "99.96", "0.5", "100.00", "0.2"))
 
-    assert levels(view, SELL)[0] == ("100.00", "1")
+    assert levels(view, SELL)[0] == ("100.01", "0.7")
 
 
 def test_a_buyer_trade_removes_the_asks_it_went_through_and_the_bids_at_or_above_it() -> None:
