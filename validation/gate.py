@@ -160,7 +160,28 @@ def _gate(
     staging = report_dir.with_name(report_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        report = _judge(variant, variant_path, session, thresholds, staging, report_dir, log_to_mlflow, backtest_cache, record)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(report_dir, ignore_errors=True)
+    staging.rename(report_dir)
+    return report
 
+
+def _judge(
+    variant: Variant,
+    variant_path: Path,
+    session: RecordedSession,
+    thresholds: GateThresholds,
+    staging: Path,
+    report_dir: Path,
+    log_to_mlflow: bool,
+    backtest_cache: str | Path | None,
+    record: dict[str, Any],
+) -> GateReport:
+    """Backtest over the session, compare, put the verdict on record and write the reports into ``staging``."""
     mismatch = _variant_mismatch(variant, session)
     round_trips = order_round_trips_ms(session.orders)
     venue, latency_source = _backtest_venue(variant, round_trips, thresholds)
@@ -219,8 +240,6 @@ def _gate(
         decision=decision,
     )
     _write_reports(staging, report, session, variant_path, thresholds, venue, equity, backtest.fills)
-    shutil.rmtree(report_dir, ignore_errors=True)
-    staging.rename(report_dir)
     return report
 
 
@@ -257,10 +276,12 @@ def _backtest_venue(variant: Variant, round_trips: pl.Series, thresholds: GateTh
 
 
 def _variant_mismatch(variant: Variant, session: RecordedSession) -> str | None:
-    given = msgspec.to_builtins(variant.strategy)
+    """Compare what decides the trading (strategy, its config, the venue), not the name or description."""
+    given = {"strategy": msgspec.to_builtins(variant.strategy), "venue": variant.venue}
+    recorded = session.document["variant"]
     for where, ran in (
-        ("session.json", session.document["variant"].get("strategy", {})),
-        ("variant.yaml", msgspec.to_builtins(session.recorded_variant.strategy)),
+        ("session.json", {"strategy": recorded.get("strategy", {}), "venue": recorded.get("venue")}),
+        ("variant.yaml", {"strategy": msgspec.to_builtins(session.recorded_variant.strategy), "venue": session.recorded_variant.venue}),
     ):
         if ran != given:
             return f"the variant given is not the one the session ran ({where}): session ran {ran}, given {given}"
@@ -300,6 +321,12 @@ def order_table(matching: Matching) -> pl.DataFrame:
         "live_side",
         "backtest_instrument",
         "live_instrument",
+        "backtest_strategy",
+        "live_strategy",
+        "backtest_type",
+        "live_type",
+        "backtest_liquidity",
+        "live_liquidity",
         "backtest_qty",
         "live_qty",
         "backtest_fills",
@@ -319,6 +346,8 @@ def order_table(matching: Matching) -> pl.DataFrame:
                     ("order", "client_order_id", pl.String),
                     ("side", "order_side", pl.String),
                     ("instrument", "instrument_id", pl.String),
+                    ("strategy", "strategy_id", pl.String),
+                    ("liquidity", "liquidity_side", pl.String),
                     ("qty", "quantity", pl.Float64),
                     ("fills", "fills", pl.UInt32),
                     ("px", "avg_px", pl.Float64),

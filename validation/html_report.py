@@ -135,7 +135,7 @@ def _latency_figure(round_trips_ms: pl.Series, backtest_latency_ms: float) -> go
 def _calibration(report: "GateReport", venue: "VenueModel") -> str:
     round_trips = report.round_trips_ms
     quantiles = (
-        [[f"p{int(q * 100)}", _fmt(round_trips.quantile(q))] for q in ROUND_TRIP_QUANTILES] + [["mean", _fmt(round_trips.mean())]]
+        [[f"p{int(q * 100)}", _fmt(round_trips.quantile(q, interpolation="linear"))] for q in ROUND_TRIP_QUANTILES] + [["mean", _fmt(round_trips.mean())]]
         if round_trips.len()
         else []
     )

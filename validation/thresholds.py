@@ -63,7 +63,7 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_quantity_diff_steps: float = 1.0
     max_fill_count_diff: int = 1
     max_median_price_dev_bps: float = 1.0
-    max_p95_abs_price_dev_bps: float = 5.0
+    max_p95_abs_price_dev_bps: float = 8.0
     max_abs_median_lag_ms: float = 1000.0
     max_pnl_diff_bps_of_backtest_notional: float = 2.0
     max_extra_refused_live: int = 0

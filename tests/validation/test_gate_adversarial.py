@@ -128,6 +128,16 @@ def _session_json(change: Callable[[dict], None]) -> Tamper:
     return tamper
 
 
+def _set(path: str, value: object) -> Tamper:
+    def change(document: dict) -> None:
+        *parents, key = path.split(".")
+        for parent in parents:
+            document = document[parent]
+        document[key] = value(document[key]) if callable(value) else value
+
+    return _session_json(change)
+
+
 def _flip(column: str) -> pl.Expr:
     return pl.when(pl.col(column) == "BUY").then(pl.lit("SELL")).otherwise(pl.lit("BUY")).alias(column)
 
@@ -283,6 +293,7 @@ COMPARISON_TAMPERS: dict[str, tuple[Tamper, str]] = {
         _session_json(lambda document: document["after_stop"].update(flat=False)),
         "flat after stop (session.json after_stop.flat)",
     ),
+    "session window starts 60 s later": (_set("start_ns", lambda start: start + 60_000_000_000), "live fill and order event times outside the session window"),
     "order type relabelled": (
         _edit("orders.parquet", lambda o: o.with_columns(pl.lit("LIMIT").alias("order_type"))),
         "matched orders of another order type",
@@ -475,16 +486,6 @@ def test_a_session_that_did_not_complete_is_refused(
 
     with pytest.raises(GateInputError, match="session.json: status"):
         _gate(session, tmp_path, backtest_cache)
-
-
-def _set(path: str, value: object) -> Tamper:
-    def change(document: dict) -> None:
-        *parents, key = path.split(".")
-        for parent in parents:
-            document = document[parent]
-        document[key] = value(document[key]) if callable(value) else value
-
-    return _session_json(change)
 
 
 # Re-sealed changes of the fields of session.json the gate relies on: (tamper, words of the refusal).
