@@ -1027,13 +1027,15 @@ def _delta_rows(
             (event_ms * _MS).cast(pl.UInt64).alias("ts_event"), pl.col("emitted_ts").alias("ts_init"),
         )
         for side, column in ((SIDE_BUY, "b"), (SIDE_SELL, "a")):
-            levels = messages.select("order", "line", "sequence", "ts_event", "ts_init", column).explode(column)
+            # Flat [price, qty, ...] lists: exploded, every message adds price/qty pairs, so the rows alternate.
+            levels = messages.select("order", "line", "sequence", "ts_event", "ts_init", column).explode(column).filter(pl.col(column).is_not_null())
+            sizes = levels[column].gather_every(2, 1)
             parts.append(
-                levels.filter(pl.col(column).is_not_null()).select(
+                levels.gather_every(2).select(
                     "order",
                     pl.lit(side, pl.UInt8).alias("side"),
-                    pl.col(column).list.get(0).alias("price"),
-                    pl.col(column).list.get(1).alias("size"),
+                    pl.col(column).alias("price"),
+                    sizes.alias("size"),
                     "line", "sequence", "ts_event", "ts_init",
                     pl.lit(ACTION_UPDATE, pl.UInt8).alias("action"),
                     pl.lit(0, pl.UInt8).alias("flags"),
