@@ -35,9 +35,6 @@ from keel.data.binance_recording import RawRecording
 from keel.data.binance_recording import RECORDING_CHUNK_BYTES
 from keel.data.binance_recording import read_recording_chunks
 from keel.data.binance_recording import recording_frames
-from keel.data.catalog_layout import ORDER_BOOK_DELTAS
-from keel.data.catalog_layout import QUOTE_TICK
-from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import arrow_table
 from keel.data.catalog_layout import catalog_files
 from keel.data.catalog_layout import parse_file_name
@@ -421,7 +418,7 @@ class _Placement:
                 self.present.append(IngestedFile(table.identifier, table.data_type, arrow.num_rows, table.first_ts, table.last_ts, held_in, ALREADY_PRESENT))
                 return
             self._refuse_or_replace(table, meeting, folder)
-        folder.append(self._stage(table, arrow, table.source, from_catalog=False))
+        folder.append(self._stage(table, arrow))
 
     def _refuse_or_replace(self, table: SourceTable, meeting: list["_Held"], folder: list["_Held"]) -> None:
         window = table.relative.name.removesuffix(".parquet")
@@ -453,13 +450,13 @@ class _Placement:
                 if part.num_rows:
                     folder.append(self._stage_arrow(table, part, held.source))
 
-    def _stage(self, table: SourceTable, arrow: pa.Table, source: Path, from_catalog: bool) -> "_Held":
+    def _stage(self, table: SourceTable, arrow: pa.Table) -> "_Held":
         relative = table.relative
         path = self._staging / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         write_catalog_file(arrow, path)
         self._written[relative] = IngestedFile(table.identifier, table.data_type, arrow.num_rows, table.first_ts, table.last_ts, relative, WRITTEN)
-        return _Held(table.first_ts, table.last_ts, path, relative, source, True, from_catalog)
+        return _Held(table.first_ts, table.last_ts, path, relative, table.source, True, False)
 
     def _stage_arrow(self, table: SourceTable, part: pa.Table, source: Path) -> "_Held":
         """Stage the kept rows of a replaced catalog file, as a file of their own."""

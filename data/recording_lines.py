@@ -3,15 +3,11 @@
 import gzip
 import zlib
 from collections.abc import Iterator
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import BinaryIO
 
-from keel.data.catalog_layout import F_LAST
-from keel.data.catalog_layout import SIDE_BUY
-from keel.data.catalog_layout import SIDE_SELL
 from keel.data.errors import DataInputError
 from keel.data.progress import IngestProgress
 
@@ -166,30 +162,3 @@ class DeltaColumns:
         self.ts_event.append(ts_event)
         self.ts_init.append(ts_init)
         self.line.append(line)
-
-    def extend_levels(
-        self, action: int, bids: Sequence[Sequence[str]], asks: Sequence[Sequence[str]], flags: int, sequence: int,
-        ts_event: int, ts_init: int, line: int,
-    ) -> None:
-        """
-        Append one message's levels, ``[price, size, ...]`` each, bids then asks, all with ``action`` and ``flags``.
-
-        The last level also gets ``RecordFlag.F_LAST``. One ``extend`` per column instead of a call per level:
-        depth messages are most of a recording, and this loop was most of its parse time.
-        """
-        count = len(bids) + len(asks)
-        if count == 0:
-            return
-        self.action.extend([action] * count)
-        self.side.extend([SIDE_BUY] * len(bids))
-        self.side.extend([SIDE_SELL] * len(asks))
-        self.price.extend([level[0] for level in bids])
-        self.price.extend([level[0] for level in asks])
-        self.size.extend([level[1] for level in bids])
-        self.size.extend([level[1] for level in asks])
-        self.flags.extend([flags] * (count - 1))
-        self.flags.append(flags | F_LAST)
-        self.sequence.extend([sequence] * count)
-        self.ts_event.extend([ts_event] * count)
-        self.ts_init.extend([ts_init] * count)
-        self.line.extend([line] * count)
