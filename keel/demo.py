@@ -52,6 +52,9 @@ def demo(
     backtest = run_backtest(load_variant(BASE_VARIANT), catalog)
     summary = backtest.summary
     typer.echo(f"   net P&L {summary['pnl_net']:.4f} {summary['currency']} (gross {summary['pnl_gross']:.4f}, fees {summary['fees']:.4f}), {summary['round_trips']} round trips")
+    audit = summary.get("fill_audit")
+    if audit and audit["share_better"] is not None:
+        typer.echo(f"   taker fills better than the quoted top by > {audit['threshold_bps']:g} bp: {audit['better_than_quote']} of {audit['judged_fills']} (keel audit-fills)")
 
     _step(3, f"sweep {trials} trials")
     sweep = run_sweep(BASE_VARIANT, catalog, trials=trials, top=3)
@@ -61,6 +64,9 @@ def demo(
     _step(4, f"live session: {best_variant.name} on the loopback Binance emulator at {speed}x")
     session = run_live_session(best_variant, "emulator", overrides=EmulatorOverrides(catalog=catalog, speed=speed))
     typer.echo(f"   {session.orders} orders, {session.fills} fills, flat after stop: {'yes' if session.flat else 'NO'}")
+    pnl = session.session.get("pnl", {})
+    if "net" in pnl:
+        typer.echo(f"   net P&L {pnl['net']:.4f} {pnl['currency']} (gross {pnl['gross']:.4f}, fees {pnl['fees']:.4f}), from the session's fills")
 
     _step(5, "gate: backtest over the recorded session vs live fills")
     gate = run_gate(best_variant, session.session_dir)
@@ -74,7 +80,7 @@ def demo(
         ("backtest run", str(backtest.run_dir), "open tearsheet.html in a browser"),
         ("sweep", str(sweep.sweep_dir), "variants/ holds the best trials as variant files"),
         ("live session", str(session.session_dir), "fills.parquet, orders.parquet, node.log"),
-        ("gate report", str(gate.report_dir), "gate_report.md"),
+        ("gate report", str(gate.report_dir), "gate_report.html in a browser, or gate_report.md"),
         ("MLflow", mlflow_tracking_uri(), "make mlflow-ui, then http://127.0.0.1:5000"),
     ]
     width = max(len(name) for name, _, _ in rows)
