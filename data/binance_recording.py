@@ -1012,46 +1012,57 @@ def _delta_rows(
     Expand the emitted snapshots and diffs into delta rows, in emission order.
 
     A snapshot is a CLEAR then one ADD per level (bids then asks), all ``F_SNAPSHOT``; a diff is one UPDATE per
-    level, bids then asks; each message's last row carries ``F_LAST``. Diff levels are exploded in one pass.
+    level, bids then asks; each message's last row carries ``F_LAST``. Each diff's levels are one flat list
+    (bid prices and quantities, then ask ones), exploded once in emission order: no sort of the level rows.
     """
     if not emitted and not bulk:
         return pl.DataFrame(schema=_DELTA_SCHEMA)
-    parts = []
     diffs = [(order, event.update.key, event.ts_init) for order, event in emitted if event.update is not None]
     emitted_diffs = pl.concat([pl.DataFrame(diffs, schema={"order": pl.Int64, "key": pl.Int64, "emitted_ts": pl.UInt64}, orient="row"), *bulk])
-    if emitted_diffs.height:
-        messages = emitted_diffs.join(depth_rows, on="key", how="left", maintain_order="left")
-        event_ms = pl.col("T") if market.bridge_offset == 0 else pl.col("E")
-        messages = messages.select(
-            "order", "line", "b", "a", pl.col("u").cast(pl.UInt64).alias("sequence"),
-            (event_ms * _MS).cast(pl.UInt64).alias("ts_event"), pl.col("emitted_ts").alias("ts_init"),
-        )
-        for side, column in ((SIDE_BUY, "b"), (SIDE_SELL, "a")):
-            # Flat [price, qty, ...] lists: exploded, every message adds price/qty pairs, so the rows alternate.
-            levels = messages.select("order", "line", "sequence", "ts_event", "ts_init", column).explode(column).filter(pl.col(column).is_not_null())
-            sizes = levels[column].gather_every(2, 1)
-            parts.append(
-                levels.gather_every(2).select(
-                    "order",
-                    pl.lit(side, pl.UInt8).alias("side"),
-                    pl.col(column).alias("price"),
-                    sizes.alias("size"),
-                    "line", "sequence", "ts_event", "ts_init",
-                    pl.lit(ACTION_UPDATE, pl.UInt8).alias("action"),
-                    pl.lit(0, pl.UInt8).alias("flags"),
-                )
-            )
+    rows = _diff_level_rows(market, depth_rows, emitted_diffs.sort("order")) if emitted_diffs.height else pl.DataFrame(schema={"order": pl.Int64, **_DELTA_SCHEMA})
+    # Snapshots are few: each goes in between the diff rows at its place in the emission order.
+    parts, cut = [], 0
     for order, event in emitted:
         if event.snapshot is not None:
-            parts.append(_snapshot_rows(order, event))
-    rows = pl.concat([part.select(["order", *_DELTA_SCHEMA]) for part in parts], how="vertical_relaxed")
-    # Bids (side 1) before asks (side 2) within a diff; a snapshot's rows are already in order (CLEAR side 0 first).
-    rows = rows.sort(["order", "side"], maintain_order=True)
+            at = int(rows["order"].search_sorted(order)) if rows.height else 0
+            parts += [rows.slice(cut, at - cut), _snapshot_rows(order, event).select(rows.columns)]
+            cut = at
+    rows = pl.concat([*parts, rows.slice(cut)]) if parts else rows
     last = (pl.col("order") != pl.col("order").shift(-1)).fill_null(True)
-    return rows.select(
-        *[pl.col(name) for name in _DELTA_SCHEMA if name != "flags"],
-        (pl.col("flags") | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
-    ).select(list(_DELTA_SCHEMA))
+    return rows.with_columns((pl.col("flags") | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags")).select(list(_DELTA_SCHEMA))
+
+
+def _diff_level_rows(market: BinanceMarket, depth_rows: pl.DataFrame, emitted_diffs: pl.DataFrame) -> pl.DataFrame:
+    """Return one UPDATE row per level of the emitted diffs (sorted by emission order), without ``F_LAST``."""
+    no_levels = pl.lit([], dtype=pl.List(pl.String))
+    event_ms = pl.col("T") if market.bridge_offset == 0 else pl.col("E")
+    messages = emitted_diffs.join(depth_rows, on="key", how="left", maintain_order="left").select(
+        "order",
+        "line",
+        pl.col("u").cast(pl.UInt64).alias("sequence"),
+        (event_ms * _MS).cast(pl.UInt64).alias("ts_event"),
+        pl.col("emitted_ts").alias("ts_init"),
+        pl.concat_list([pl.col("b").fill_null(no_levels), pl.col("a").fill_null(no_levels)]).alias("levels"),
+        pl.col("b").list.len().fill_null(0).cast(pl.Int64).alias("bid_values"),
+    )
+    values = messages["levels"].list.len().cast(pl.Int64)
+    messages = messages.with_columns((values.cum_sum() - values).alias("start"))
+    # [price, qty, price, qty, ...] per message: exploded, the rows alternate price and quantity.
+    flat = messages.explode("levels").filter(pl.col("levels").is_not_null())
+    flat = flat.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("start")).alias("position"))
+    sizes = flat["levels"].gather_every(2, 1)
+    return flat.gather_every(2).select(
+        "order",
+        "line",
+        pl.lit(ACTION_UPDATE, pl.UInt8).alias("action"),
+        pl.when(pl.col("position") < pl.col("bid_values")).then(SIDE_BUY).otherwise(SIDE_SELL).cast(pl.UInt8).alias("side"),
+        pl.col("levels").alias("price"),
+        sizes.alias("size"),
+        pl.lit(0, pl.UInt8).alias("flags"),
+        "sequence",
+        "ts_event",
+        "ts_init",
+    )
 
 
 def _snapshot_rows(order: int, event: _DepthEvent) -> pl.DataFrame:
