@@ -5,7 +5,7 @@ The gate compares a backtest with a session against the emulator; it means somet
 same market to the same fills. Here the same orders meet the same tape in both: a market order of the probe's
 size after every 40th trade print, alternating BUY and SELL, on the shipped sample.
 
-- Backtest: ``run_backtest`` with the tape probe (``tests/backtests/tape_probe.py``) and zero latency, so each
+- Backtest: ``run_backtest`` with the tape probe (``tests/backtests/probes.py``) and zero latency, so each
   order is matched at the data point of the print that triggered it.
 - Emulator: its feed, market streams and matching engine (``keel.live.emulator``), driven directly; the order
   is submitted right after the same print.
@@ -38,7 +38,7 @@ from keel.live.emulator.matching import ExecutionEvent
 from keel.live.emulator.matching import MatchingEngine
 from keel.live.emulator.matching import NewOrder
 from keel.live.emulator.symbols import symbol_spec
-from keel.variant import Variant
+from probes import probe_variant
 
 EVERY_N_TRADES = 40
 SIZES = {"BTCUSDT.BINANCE": "0.0002", "ETHUSDT.BINANCE": "0.005"}
@@ -48,18 +48,7 @@ NOW_MS = 1_795_000_000_000
 
 def _backtest_orders(instrument_id: str, catalog: Path, run_dir: Path) -> pl.DataFrame:
     """Return every probe order of a zero-latency backtest: submit time, side, status, filled quantity and average price."""
-    variant = msgspec.convert(
-        {
-            "name": "tape-probe",
-            "venue": "binance_spot",
-            "strategy": {
-                "strategy_path": "tape_probe:TapeProbe",
-                "config_path": "tape_probe:TapeProbeConfig",
-                "config": {"instrument_id": instrument_id, "trade_size": SIZES[instrument_id], "every_n_trades": EVERY_N_TRADES},
-            },
-        },
-        Variant,
-    )
+    variant = probe_variant("TapeProbe", {"instrument_id": instrument_id, "trade_size": SIZES[instrument_id], "every_n_trades": EVERY_N_TRADES})
     venue = venue_model_for("binance_spot")
     venue = msgspec.structs.replace(venue, latency=msgspec.structs.replace(venue.latency, base_ms=0.0))
     outcome = run_backtest(variant, catalog, run_dir=run_dir, venue=venue, log_to_mlflow=False, tearsheet=False)

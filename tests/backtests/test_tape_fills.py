@@ -15,6 +15,7 @@ from keel.data.binance_usdm_ingest import ingest_binance_usdm
 from keel.data.catalog_layout import catalog_files
 from keel.data.inventory import read_columns
 from keel.variant import Variant
+from probes import probe_variant
 
 ASKS = [(100, 5), (101, 2), (102, 3)]
 BIDS = [(99, 4), (98, 1), (97, 6)]
@@ -59,18 +60,7 @@ PROBE_SIZES = {"BTCUSDT.BINANCE": "0.0002", "ETHUSDT.BINANCE": "0.005"}
 
 
 def _probe(instrument_id: str) -> Variant:
-    return msgspec.convert(
-        {
-            "name": f"tape-probe-{instrument_id}",
-            "venue": "binance_spot",
-            "strategy": {
-                "strategy_path": "tape_probe:TapeProbe",
-                "config_path": "tape_probe:TapeProbeConfig",
-                "config": {"instrument_id": instrument_id, "trade_size": PROBE_SIZES[instrument_id], "every_n_trades": 40},
-            },
-        },
-        Variant,
-    )
+    return probe_variant("TapeProbe", {"instrument_id": instrument_id, "trade_size": PROBE_SIZES[instrument_id], "every_n_trades": 40})
 
 
 def _venue(model: str) -> VenueModel:
@@ -102,18 +92,7 @@ def test_nautilus_book_alone_fills_better_than_the_quote(instrument_id: str, sam
 
 
 def _passive_probe(queue_model: str, sample_catalog: Path, run_dir: Path) -> pl.DataFrame:
-    variant = msgspec.convert(
-        {
-            "name": "passive-probe",
-            "venue": "binance_spot",
-            "strategy": {
-                "strategy_path": "passive_probe:PassiveProbe",
-                "config_path": "passive_probe:PassiveProbeConfig",
-                "config": {"instrument_id": "BTCUSDT.BINANCE", "trade_size": "0.0002"},
-            },
-        },
-        Variant,
-    )
+    variant = probe_variant("PassiveProbe", {"instrument_id": "BTCUSDT.BINANCE", "trade_size": "0.0002"})
     venue = venue_model_for("binance_spot")
     venue = msgspec.structs.replace(venue, fills=msgspec.structs.replace(venue.fills, queue_model=queue_model))
     return run_backtest(variant, sample_catalog, run_dir=run_dir, venue=venue, log_to_mlflow=False, tearsheet=False).fills
@@ -170,18 +149,7 @@ def test_tape_model_on_the_whole_usdm_recording(shared_data_dir: Path, tmp_path:
     ingest_binance_usdm([shared_data_dir / "hftbacktest" / "examples" / "usdm" / "btcusdt_20240808.gz"], catalog)
     venue = venue_model_for("binance_spot")
     venue = msgspec.structs.replace(venue, account_type="MARGIN", starting_balances=["10000 USDT"])
-    variant = msgspec.convert(
-        {
-            "name": "tape-probe-perp",
-            "venue": "binance_spot",
-            "strategy": {
-                "strategy_path": "tape_probe:TapeProbe",
-                "config_path": "tape_probe:TapeProbeConfig",
-                "config": {"instrument_id": "BTCUSDT-PERP.BINANCE", "trade_size": "0.002", "every_n_trades": 40},
-            },
-        },
-        Variant,
-    )
+    variant = probe_variant("TapeProbe", {"instrument_id": "BTCUSDT-PERP.BINANCE", "trade_size": "0.002", "every_n_trades": 40})
 
     outcome = run_backtest(variant, catalog, run_dir=tmp_path / "run", venue=venue, log_to_mlflow=False, tearsheet=False)
     audit = audit_fills(outcome.fills, catalog)
