@@ -2,8 +2,9 @@
 
 The gate judges evidence, so the folder is refused (``GateInputError``, exit 2, naming the file) unless every
 file of the layout (``keel.live.session_layout``) is there, the folder is exactly what its manifest sealed at
-write time, ``session.json`` says the session completed, and the fills table and the order-event log are
-well formed and tell the same story fill for fill. A missing input is a refusal, never a skipped check.
+write time, ``session.json`` says the session completed and sums up the tables as they are (instrument,
+counts, P&L), and the fills table and the order-event log are well formed and tell the same story fill for
+fill. A missing input is a refusal, never a skipped check.
 What was *traded* (flatness, instruments, sizes, prices) is judged later, by the gate's checks.
 """
 
