@@ -44,6 +44,9 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_latency_ms : float
         Fault: delay before the venue processes an order request (new order, cancel); the REST reply waits
         for the processing like on the real venue.
+    extra_fee_bps : float
+        Fault: every fill is charged this many basis points of its notional on top of the listed maker/taker
+        rate, in the asset received (a fee mismatch: the venue's real fee differs from the backtest's).
     require_ed25519_logon : bool
         Reject WS-API ``session.logon`` unless the key is Ed25519, as the real venue documents (HMAC and RSA
         keys must use ``userDataStream.subscribe.signature``, which nautilus 1.231 does not). Off by default
@@ -63,6 +66,7 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     slippage_bps: float = 0.0
     drop_fill_every: int = 0
     order_latency_ms: float = 0.0
+    extra_fee_bps: float = 0.0
     require_ed25519_logon: bool = False
 
     def __post_init__(self) -> None:
@@ -78,10 +82,16 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"EmulatorConfig.start_ns: {self.start_ns} is after end_ns {self.end_ns}")
         if not self.api_key or not self.api_secret:
             raise ValueError("EmulatorConfig.api_key/api_secret: expected non-empty strings")
-        check_fault_values(self.slippage_bps, self.drop_fill_every, self.order_latency_ms, where="EmulatorConfig")
+        check_fault_values(
+            self.slippage_bps,
+            self.drop_fill_every,
+            self.order_latency_ms,
+            self.extra_fee_bps,
+            where="EmulatorConfig",
+        )
 
 
-def check_fault_values(slippage_bps: float, drop_fill_every: int, order_latency_ms: float, *, where: str) -> None:
+def check_fault_values(slippage_bps: float, drop_fill_every: int, order_latency_ms: float, extra_fee_bps: float, *, where: str) -> None:
     """Raise ``ValueError`` naming the field when a fault knob is out of range."""
     if not (slippage_bps >= 0 and math.isfinite(slippage_bps)):
         raise ValueError(f"{where}.slippage_bps: expected a finite number >= 0, got {slippage_bps!r}")
@@ -89,6 +99,8 @@ def check_fault_values(slippage_bps: float, drop_fill_every: int, order_latency_
         raise ValueError(f"{where}.drop_fill_every: expected an integer >= 0, got {drop_fill_every!r}")
     if not (order_latency_ms >= 0 and math.isfinite(order_latency_ms)):
         raise ValueError(f"{where}.order_latency_ms: expected a finite number >= 0, got {order_latency_ms!r}")
+    if not (extra_fee_bps >= 0 and math.isfinite(extra_fee_bps)):
+        raise ValueError(f"{where}.extra_fee_bps: expected a finite number >= 0, got {extra_fee_bps!r}")
 
 
 def is_loopback_host(host: str) -> bool:

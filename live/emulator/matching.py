@@ -21,7 +21,7 @@ Rules (Binance spot semantics where they apply):
   TAKER, at book prices, when the book (depth or bookTicker) moves to or through it.
 - Balances: a LIMIT locks its notional (buy, quote asset) or quantity (sell, base asset) at NEW; a MARKET
   locks what it needs for the walk. Commission is charged in the asset received (buy: base, sell: quote)
-  at the maker or taker rate.
+  at the maker or taker rate (plus the ``extra_fee_bps`` fault, if set).
 - Own orders are not shown in the public book (the replayed market does not know about them).
 """
 
@@ -504,7 +504,8 @@ class MatchingEngine:
         """Book one fill of ``quantity`` at ``price`` (before injected slippage, which is applied here)."""
         price = self._slipped(price, order.side, spec)
         quote_quantity = price * quantity
-        rate = spec.maker_fee if is_maker else spec.taker_fee
+        # The fee-mismatch fault adds its basis points to the listed rate, so it is charged and rounded with it.
+        rate = (spec.maker_fee if is_maker else spec.taker_fee) + Decimal(repr(self.faults.extra_fee_bps)) / Decimal(10_000)
         if order.side == BUY:
             self._pay(order, quote_quantity)
             commission = (quantity * rate).quantize(_COMMISSION_QUANTUM, ROUND_HALF_UP)

@@ -90,6 +90,7 @@ class BinanceSpotEmulator:
             slippage_bps=config.slippage_bps,
             drop_fill_every=config.drop_fill_every,
             order_latency_ms=config.order_latency_ms,
+            extra_fee_bps=config.extra_fee_bps,
         )
         self.feed_finished = asyncio.Event()
         self._request_log: list[RequestRecord] = []

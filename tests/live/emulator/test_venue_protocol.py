@@ -212,12 +212,15 @@ def test_ed25519_keys_sign_rest_and_logon_and_the_switch_refuses_hmac_logon(samp
 def test_faults_admin_endpoint_changes_knobs_at_runtime(sample_catalog: Path) -> None:
     async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
         url = f"{emulator.http_url}{ADMIN_FAULTS_PATH}"
-        async with session.post(url, json={"slippage_bps": 5, "drop_fill_every": 3}) as response:
+        async with session.post(url, json={"slippage_bps": 5, "drop_fill_every": 3, "extra_fee_bps": 10}) as response:
             assert response.status == 200
         async with session.post(url, json={"drop_fill_every": -1}) as response:
             assert response.status == 400 and "drop_fill_every" in (await response.json())["error"]
+        async with session.post(url, json={"extra_fee_bps": -1}) as response:
+            assert response.status == 400 and "extra_fee_bps" in (await response.json())["error"]
         async with session.get(url) as response:
-            assert await response.json() == {"slippage_bps": 5.0, "drop_fill_every": 3, "order_latency_ms": 0.0}
+            assert await response.json() == {"slippage_bps": 5.0, "drop_fill_every": 3, "order_latency_ms": 0.0, "extra_fee_bps": 10.0}
+        assert emulator.engine is not None and emulator.engine.faults.extra_fee_bps == 10.0
 
     run_with_emulator(config(sample_catalog), body)
 
