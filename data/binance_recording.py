@@ -256,12 +256,16 @@ class DepthEnd:
         True if the stream ended on a snapshot no diff had bridged yet.
     source : str
         What holds that end (the earlier recording, or the catalog file), named in errors.
+    trade_id : int, optional
+        The last trade id of the symbol there (every print of the stream), for a continuing file's first
+        trade to follow; None when unknown.
 
     """
 
     update_id: int
     awaiting_bridge: bool
     source: str
+    trade_id: int | None = None
 
 
 # (Binance symbol, receive time of the file's first diff) -> the stream's end before it, or None.
@@ -720,6 +724,7 @@ class _RecordingReader:
         self._next_key = 0
         self._symbols: set[str] = set()  # every symbol of the file, not only of the current chunk
         self._last_trade_id: dict[str, int] = {}
+        self._first_trade: dict[str, tuple[int, int]] = {}  # per symbol: the file's first trade id and its line
         self._first_snapshot: _DepthEvent | None = None
         self._waiting_snapshots: list[_DepthEvent] = []  # snapshots read before any stream named the symbol
         self._last_update_id: dict[str, int | None] = {}  # final id of the last applied diff; None = awaiting the bridge
@@ -840,6 +845,7 @@ class _RecordingReader:
                     self._path, f"{symbol} trade id gap or reorder: t={ids[index]}, expected t={previous[index] + 1}", int(part["line"][index])
                 )
             self._last_trade_id[symbol] = int(ids[-1])
+            self._first_trade.setdefault(symbol, (int(ids[0]), int(part["line"][0])))
             market_trades = part if part["X"].null_count() == part.height else part.filter(pl.col("X") == MARKET_TRADE)
             if market_trades.height < part.height:
                 skipped = self._skipped.setdefault(symbol, {})
@@ -878,10 +884,11 @@ class _RecordingReader:
         source = f"{self._path} (up to line {lines})"
         ends = {}
         for symbol, last in self._last_update_id.items():
+            trade_id = self._last_trade_id.get(symbol)
             if last is not None:
-                ends[symbol] = DepthEnd(last, False, source)
+                ends[symbol] = DepthEnd(last, False, source, trade_id)
             else:
-                ends[symbol] = DepthEnd(self._bridge[symbol] - self._market.bridge_offset, True, source)
+                ends[symbol] = DepthEnd(self._bridge[symbol] - self._market.bridge_offset, True, source, trade_id)
         return ends
 
     def _continuation_rule(self, end: DepthEnd) -> str:
@@ -963,7 +970,20 @@ class _RecordingReader:
         if self._market.continuity_problem(update, end.update_id) is not None:
             return False
         self._bridge[symbol], self._last_update_id[symbol] = end.update_id + self._market.bridge_offset, end.update_id
+        self._check_trades_continue(symbol, end)
         return True
+
+    def _check_trades_continue(self, symbol: str, end: DepthEnd) -> None:
+        """Raise if the depth stream continues the earlier file but the trades do not (trades were lost between files)."""
+        first = self._first_trade.get(symbol)
+        if end.trade_id is None or first is None or first[0] == end.trade_id + 1:
+            return
+        raise DataInputError(
+            self._path,
+            f"{symbol} trade id gap between files: this file continues the depth stream of {end.source}, whose last trade is "
+            f"t={end.trade_id}, but its first trade is t={first[0]}: expected t={end.trade_id + 1}",
+            first[1],
+        )
 
     def _apply_diff(self, event: _DepthEvent) -> None:
         update, symbol = event.update, event.symbol

@@ -18,6 +18,7 @@ from keel.data.binance_recording import DepthEnd
 from keel.data.binance_recording import RawRecording
 from keel.data.catalog_layout import F_SNAPSHOT
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
+from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import CatalogFile
 from keel.data.catalog_layout import catalog_files
 
@@ -39,9 +40,12 @@ class DepthEnds:
         self._market = market
         self._read: dict[str, DepthEnd] = {}
         self._catalog_files: dict[str, list[CatalogFile]] = {}
+        self._trade_files: dict[str, list[CatalogFile]] = {}
         for item in catalog_files(catalog):
             if item.data_type == ORDER_BOOK_DELTAS:
                 self._catalog_files.setdefault(item.identifier, []).append(item)
+            elif item.data_type == TRADE_TICK:
+                self._trade_files.setdefault(item.identifier, []).append(item)
 
     def __call__(self, symbol: str, ts_init: int) -> DepthEnd | None:
         """Return where ``symbol``'s stream ended before a file whose first diff arrived at ``ts_init``, or None."""
@@ -54,7 +58,17 @@ class DepthEnds:
         latest = max(earlier, key=lambda item: item.last_ts)
         table = pq.read_table(latest.path, columns=["flags", "sequence"])
         flags, sequence = table["flags"][-1].as_py(), table["sequence"][-1].as_py()
-        return DepthEnd(sequence, bool(flags & F_SNAPSHOT), f"the catalog's {latest.path}")
+        return DepthEnd(sequence, bool(flags & F_SNAPSHOT), f"the catalog's {latest.path}", self._last_trade_id(symbol, ts_init))
+
+    def _last_trade_id(self, symbol: str, ts_init: int) -> int | None:
+        # Spot only: a perpetual's catalog holds MARKET prints alone, so its last id need not be the stream's last.
+        if self._market.symbol_suffix:
+            return None
+        earlier = [item for item in self._trade_files.get(self._market.instrument_id(symbol), []) if item.last_ts <= ts_init]
+        if not earlier:
+            return None
+        trade_id = pq.read_table(max(earlier, key=lambda item: item.last_ts).path, columns=["trade_id"])["trade_id"][-1].as_py()
+        return int(trade_id) if trade_id.isdigit() else None
 
     def record(self, chunk: RawRecording) -> None:
         """Remember where each symbol's stream stands after a chunk read by this ingest."""

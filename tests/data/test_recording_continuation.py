@@ -155,3 +155,27 @@ def test_continuation_file_alone_is_refused_for_want_of_a_snapshot(tmp_path: Pat
     assert raised.value.line == _depth_line_numbers(second_lines)[0]
     assert "no REST depth snapshot" in raised.value.problem
     assert not (tmp_path / "catalog" / "data").exists()
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["one command", "appended later"])
+def test_trade_lost_between_files_is_refused_naming_the_first_trade(later: bool, tmp_path: Path) -> None:
+    lines = _lines(BTC_RECORDING)
+    cut = _split_index(lines)
+    first = _write(tmp_path / "part_0.gz", lines[:cut])
+    trades = [index for index, line in enumerate(lines[cut:]) if b"@trade" in line]
+    # The second part without its first trade: the depth stream still continues, the trades do not.
+    second_lines = [line for index, line in enumerate(lines[cut:]) if index != trades[0]]
+    second = _write(tmp_path / "part_1.gz", second_lines)
+    last_trade = json.loads(next(line for line in reversed(lines[:cut]) if b"@trade" in line).split(b" ", 1)[1])["data"]["t"]
+    catalog = tmp_path / "catalog"
+    if later:
+        ingest_binance_spot([first], catalog)
+    before = _tree_digest(catalog) if catalog.exists() else {}
+
+    with pytest.raises(DataInputError) as raised:
+        ingest_binance_spot([second] if later else [first, second], catalog)
+
+    assert raised.value.path == second
+    assert raised.value.line == trades[1]  # the first trade left, 1-based: its 0-based index before the drop
+    assert f"expected t={last_trade + 1}" in raised.value.problem
+    assert (_tree_digest(catalog) if catalog.exists() else {}) == before
