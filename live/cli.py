@@ -29,6 +29,10 @@ def live(
         float | None,
         typer.Option(help="Emulator fault knob: delay before the emulator acts on an order, ms."),
     ] = None,
+    extra_fee_bps: Annotated[
+        float | None,
+        typer.Option(help="Emulator fault knob: fee charged on every fill on top of the listed rate, bp of notional."),
+    ] = None,
     session_dir: Annotated[Path | None, typer.Option(help="Session folder to create (default under $KEEL_HOME/sessions).")] = None,
 ) -> None:
     """
@@ -51,6 +55,7 @@ def live(
         slippage_bps=slippage_bps,
         drop_fill_every=drop_fill_every,
         order_latency_ms=order_latency_ms,
+        extra_fee_bps=extra_fee_bps,
     )
     try:
         result = run_live_session(variant, env, session_dir=session_dir, duration=duration, overrides=overrides)

@@ -161,6 +161,9 @@ class EmulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         Fault knob: every N-th order that would fill expires unfilled instead (0 = never).
     order_latency_ms : float
         Fault knob: delay before the emulator acts on an order request.
+    extra_fee_bps : float
+        Fault knob: every fill is charged this many basis points of its notional on top of the listed
+        maker/taker rate (a fee mismatch with the backtest's venue model).
     require_ed25519_logon : bool
         Reject non-Ed25519 WS-API logons, as the real venue documents.
     """
@@ -175,7 +178,15 @@ class EmulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     slippage_bps: float = 0.0
     drop_fill_every: int = 0
     order_latency_ms: float = 0.0
+    extra_fee_bps: float = 0.0
     require_ed25519_logon: bool = False
+
+    def __post_init__(self) -> None:
+        # Imported here: the emulator package (aiohttp server) is only needed once an emulator is configured.
+        from keel.live.emulator.config import check_fault_values
+
+        # A bad knob is refused when the file is loaded (or an override applied), before a session folder exists.
+        check_fault_values(self.slippage_bps, self.drop_fill_every, self.order_latency_ms, self.extra_fee_bps, where="emulator")
 
     @property
     def start_ns(self) -> int | None:

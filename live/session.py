@@ -83,6 +83,8 @@ class EmulatorOverrides:
         Every N-th order that would fill expires unfilled instead.
     order_latency_ms : float, optional
         Delay before the emulator acts on an order.
+    extra_fee_bps : float, optional
+        Basis points of notional the emulator charges every fill on top of the listed maker/taker rate.
     """
 
     catalog: Path | None = None
@@ -90,6 +92,7 @@ class EmulatorOverrides:
     slippage_bps: float | None = None
     drop_fill_every: int | None = None
     order_latency_ms: float | None = None
+    extra_fee_bps: float | None = None
 
     def is_empty(self) -> bool:
         """Return True if nothing is overridden."""
@@ -238,6 +241,7 @@ class _EmulatorVenue(AbstractContextManager):
             slippage_bps=settings.slippage_bps,
             drop_fill_every=settings.drop_fill_every,
             order_latency_ms=settings.order_latency_ms,
+            extra_fee_bps=settings.extra_fee_bps,
             require_ed25519_logon=settings.require_ed25519_logon,
         )
         self._thread = EmulatorThread(config)
@@ -306,14 +310,17 @@ def _apply_overrides(environment: LiveEnvironment, overrides: EmulatorOverrides,
         settings = environment.emulator
     elif environment.emulator is None:
         raise SessionInputError(
-            f"{env_file}: --catalog/--speed/--slippage-bps/--drop-fill-every/--order-latency-ms only apply to an "
-            "emulator environment",
+            f"{env_file}: --catalog/--speed/--slippage-bps/--drop-fill-every/--order-latency-ms/--extra-fee-bps only "
+            "apply to an emulator environment",
         )
     else:
         changes = {key: value for key, value in asdict(overrides).items() if value is not None}
         if "catalog" in changes:
             changes["catalog"] = str(Path(changes["catalog"]).resolve())
-        settings = msgspec.structs.replace(environment.emulator, **changes)
+        try:
+            settings = msgspec.structs.replace(environment.emulator, **changes)
+        except ValueError as error:
+            raise SessionInputError(f"emulator override: {error}") from error
     if settings is None:
         return environment
     if settings.catalog is None:
