@@ -53,6 +53,7 @@ from keel.data.ingest import SourceTable
 from keel.data.ingest import commit_tables
 from keel.data.instrument_history import InstrumentVersions
 from keel.data.instrument_history import read_chunks_on_version_in_force
+from keel.data.progress import IngestProgress
 from keel.data.quality import CheckPolicies
 from keel.data.recording_lines import LineChunks
 
@@ -133,7 +134,8 @@ def parse_dump_file_name(path: Path) -> DumpFileName | None:
 
 
 def read_binance_dump(
-    kind: str, path: Path, instrument: Instrument, interval: str | None = None, chunk_bytes: int = DUMP_CHUNK_BYTES
+    kind: str, path: Path, instrument: Instrument, interval: str | None = None, chunk_bytes: int = DUMP_CHUNK_BYTES,
+    progress: IngestProgress | None = None,
 ) -> Generator[SourceTable, None, None]:
     """
     Read one dump file into checked catalog tables, one per chunk of about ``chunk_bytes`` of the file.
@@ -157,6 +159,8 @@ def read_binance_dump(
         For klines: the interval (``1m``...); taken from the file name when None.
     chunk_bytes : int, default DUMP_CHUNK_BYTES
         How much of the file one table covers (cut at a line end).
+    progress : IngestProgress, optional
+        Told how far the reading has got.
 
     Yields
     ------
@@ -180,7 +184,7 @@ def read_binance_dump(
     carried: bytes | None = None  # the previous chunk's last line, read again with the next chunk
     carried_line = 0
     held = None  # the previous chunk's rows at its last ts_init, which the next chunk may continue
-    chunks = _content_chunks(path, chunk_bytes)
+    chunks = _content_chunks(path, chunk_bytes, progress)
     chunk = next(chunks)
     while chunk is not None:
         following = next(chunks, None)
@@ -229,6 +233,7 @@ def ingest_binance_dump(
     checks: CheckPolicies | None = None,
     chunk_bytes: int = DUMP_CHUNK_BYTES,
     replace: bool = False,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     """
     Ingest data.binance.vision dump files of one kind, all or nothing.
@@ -256,6 +261,8 @@ def ingest_binance_dump(
     replace : bool, default False
         Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
         without it, different data for a window the catalog holds is refused, naming both files.
+    progress : IngestProgress, optional
+        Told how far the reading has got.
 
     Returns
     -------
@@ -282,7 +289,7 @@ def ingest_binance_dump(
         table
         for path in paths
         for table in read_chunks_on_version_in_force(
-            versions[path], lambda version, path=path: read_binance_dump(kind, path, version, interval, chunk_bytes)
+            versions[path], lambda version, path=path: read_binance_dump(kind, path, version, interval, chunk_bytes, progress)
         )
     )
     return commit_tables(catalog, [], tables, checks=checks, replace=replace)
@@ -307,12 +314,19 @@ def _kline_interval(path: Path, name: DumpFileName | None, interval: str | None)
     return parse_interval(text, path)
 
 
-def _content_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+def _content_chunks(path: Path, chunk_bytes: int, progress: IngestProgress | None = None) -> Iterator[bytes]:
     """Yield the file's bytes (a zip's only CSV member) in pieces of about ``chunk_bytes``, each cut after a line end."""
     try:
-        with _open_csv(path) as stream:
+        with _open_csv(path) as (stream, content_bytes):
+            if progress is not None:
+                progress.start_file(path)
+            on_disk, read, lines = path.stat().st_size, 0, 0
             # Whole-chunk reads: a zip member's truncation is caught by its CRC, not located by line.
             for index, piece in enumerate(LineChunks(stream, chunk_bytes, read_bytes=chunk_bytes)):
+                if progress is not None:
+                    read, lines = read + len(piece), lines + piece.count(b"\n")
+                    # A zip's compressed position is not known: its share of the file on disk is estimated.
+                    progress.advance(lines, on_disk * read // max(content_bytes, 1))
                 # isspace stops at the first other byte, where strip() would copy the whole piece.
                 if not piece or piece.isspace():
                     if index == 0:
@@ -326,18 +340,18 @@ def _content_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
 
 
 @contextmanager
-def _open_csv(path: Path) -> Iterator[BinaryIO]:
-    """Open a plain CSV, or the only CSV member of a zip, for reading bytes."""
+def _open_csv(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """Open a plain CSV, or the only CSV member of a zip, for reading bytes; with its uncompressed size."""
     if path.suffix.lower() != ".zip":
         with path.open("rb") as stream:
-            yield stream
+            yield stream, path.stat().st_size
         return
     with zipfile.ZipFile(path) as archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
         if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
             raise DataInputError(path, f"zip holds {[info.filename for info in members]}: expected exactly one .csv")
         with archive.open(members[0]) as stream:
-            yield stream
+            yield stream, members[0].file_size
 
 
 def _split_columns(path: Path, content: bytes, kind: str) -> pl.DataFrame:

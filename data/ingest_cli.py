@@ -173,21 +173,23 @@ def ingest_tardis_command(
     Every line is checked (header columns, field count, microsecond timestamps, local_timestamp never going back, side values, decimals on the instrument's tick); on any error the file, line and field are named and the catalog is left exactly as it was. usdm files are priced on the instrument version in force at their first local_timestamp.
     """
     from keel.data.errors import DataInputError
+    from keel.data.progress import IngestProgress
     from keel.data.tardis import ingest_tardis
 
     policies = load_policies(checks)
     instruments = _binance_instruments(market, exchange_info, history)
+    progress = IngestProgress(files)
 
     def ingest(root: Path) -> "IngestReport":
         try:
-            return ingest_tardis(files, root, instruments, kind, policies, replace=replace)
+            return ingest_tardis(files, root, instruments, kind, policies, replace=replace, progress=progress)
         except ValueError as error:  # an unknown --kind; DataInputError (a ValueError too) is bad input in a file
             if isinstance(error, DataInputError):
                 raise
             typer.echo(f"error: --kind: {error}", err=True)
             raise typer.Exit(code=2) from None
 
-    run_ingest(ingest, catalog)
+    run_ingest(ingest, catalog, progress)
 
 
 @ingest_app.command(name="binance-dump")
@@ -209,10 +211,16 @@ def ingest_binance_dump_command(
     Header rows and the timestamp unit (ms, or µs for spot files from 2025) are detected per file; numbers are read as text and must sit on the instrument's grid; ids must be contiguous and times must not go back. On any error the file, line and field are named and the catalog is left exactly as it was.
     """
     from keel.data.binance_dumps import ingest_binance_dump
+    from keel.data.progress import IngestProgress
 
     policies = load_policies(checks)
     instruments = _binance_instruments(market, exchange_info, history)
-    run_ingest(lambda root: ingest_binance_dump(kind.value, files, root, instruments, interval, symbol, policies, replace=replace), catalog)
+    progress = IngestProgress(files)
+    run_ingest(
+        lambda root: ingest_binance_dump(kind.value, files, root, instruments, interval, symbol, policies, replace=replace, progress=progress),
+        catalog,
+        progress,
+    )
 
 
 @ingest_app.command(name="bars")

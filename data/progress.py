@@ -60,7 +60,9 @@ class IngestProgress:
         self._progress.stop()
 
     def start_file(self, path: Path) -> None:
-        """Note that reading ``path`` starts."""
+        """Note that reading ``path`` starts (again: a file read anew, e.g. on another instrument version, counts once)."""
+        if self._current == Path(path):
+            return
         if self._current is not None:
             self._bytes_before_file += self._sizes.get(self._current, 0)
             self._lines_before_file = self.lines

@@ -63,6 +63,7 @@ from keel.data.instrument_history import instrument_as_of
 from keel.data.instruments import PERPETUAL_SUFFIX
 from keel.data.off_step import QuantityColumn
 from keel.data.off_step import quantities_on_step
+from keel.data.progress import IngestProgress
 from keel.data.quality import CheckPolicies
 from keel.data.quality import Finding
 from keel.data.quality import load_check_policies
@@ -136,6 +137,7 @@ def ingest_tardis(
     checks: CheckPolicies | None = None,
     chunk_bytes: int = TARDIS_CHUNK_BYTES,
     replace: bool = False,
+    progress: IngestProgress | None = None,
 ) -> IngestReport:
     """
     Ingest Tardis.dev CSV files (plain or gzip) and the instruments they refer to, all or nothing.
@@ -162,6 +164,8 @@ def ingest_tardis(
     replace : bool, default False
         Replace the catalog's data of a window with different data (see :func:`keel.data.ingest.commit_tables`);
         without it, different data for a window the catalog holds is refused, naming both files.
+    progress : IngestProgress, optional
+        Told about every file and chunk read.
 
     Returns
     -------
@@ -184,7 +188,7 @@ def ingest_tardis(
     def tables() -> Iterator[SourceTable]:
         # One chunk at a time: commit_tables stages its tables (and their instruments) before the next is read.
         for path in paths:
-            for parsed in read_tardis_file(Path(path), instruments, kind, chunk_bytes, policies):
+            for parsed in read_tardis_file(Path(path), instruments, kind, chunk_bytes, policies, progress):
                 for instrument_id, count in parsed.rounded_quantities.items():
                     rounded[instrument_id] = rounded.get(instrument_id, 0) + count
                 yield from parsed.tables
@@ -196,6 +200,7 @@ def read_tardis_file(
     path: Path, instruments: Mapping[str, Instrument | Sequence[Instrument]], kind: str | None = None,
     chunk_bytes: int = TARDIS_CHUNK_BYTES,
     policies: CheckPolicies | None = None,
+    progress: IngestProgress | None = None,
 ) -> Iterator[TardisFile]:
     """
     Parse and check one Tardis CSV file into catalog tables, a chunk of about ``chunk_bytes`` at a time.
@@ -216,6 +221,8 @@ def read_tardis_file(
         How much of the (uncompressed) file one chunk covers, cut at a line end.
     policies : CheckPolicies, optional
         Give the ``off_step_quantities`` policy (default: ``configs/data_checks.yaml``).
+    progress : IngestProgress, optional
+        Told how far the reading has got.
 
     Yields
     ------
@@ -236,7 +243,7 @@ def read_tardis_file(
     """
     path = Path(path)
     policies = policies or load_check_policies()
-    chunks = _byte_chunks(path, chunk_bytes)
+    chunks = _byte_chunks(path, chunk_bytes, progress)
     data = next(chunks)
     header = _header(path, data)
     kind = _resolve_kind(path, header, kind)
@@ -392,19 +399,26 @@ def _require_columns(path: Path, header: list[str], columns: tuple[str, ...]) ->
         raise DataInputError(path, f"header lacks column(s) {missing[:6]}: expected {','.join(columns[:12])}{',...' if len(columns) > 12 else ''}", 1)
 
 
-def _byte_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+def _byte_chunks(path: Path, chunk_bytes: int, progress: IngestProgress | None = None) -> Iterator[bytes]:
     """Yield the (uncompressed) file in pieces of about ``chunk_bytes``, each cut after a line end; at least one."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(2)
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Tardis CSV file (plain or gzip)") from None
-    opener = gzip.open if magic == b"\x1f\x8b" else open
     chunks = None
     try:
-        with opener(path, "rb") as stream:
+        with open(path, "rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+            if progress is not None:
+                progress.start_file(path)
             chunks = LineChunks(stream, chunk_bytes)
-            yield from chunks
+            lines = 0
+            for piece in chunks:
+                lines += piece.count(b"\n")
+                if progress is not None:
+                    progress.advance(lines, raw.tell())
+                yield piece
     except EOFError:
         raise DataInputError(
             path, "truncated gzip: the stream ends before its end marker (incomplete download or copy?)", chunks.line_reached if chunks is not None else 1
