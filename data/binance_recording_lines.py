@@ -9,6 +9,7 @@ exactly as a line-by-line reader would; it costs time only on a bad file.
 """
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -323,8 +324,7 @@ def _by_template(payloads: pl.Series, fields: dict[str, pl.DataType], required: 
         }
         if levels["b"] is None or levels["a"] is None:
             return None
-    pieces = texts.str.split('"')
-    template = pieces[0].to_list()
+    template = texts[0].split('"')
     positions: dict[str, int] = {}
     for index in range(1, len(template) - 1, 2):
         if template[index + 1].startswith(":"):
@@ -332,12 +332,10 @@ def _by_template(payloads: pl.Series, fields: dict[str, pl.DataType], required: 
     data_at = positions.get("data")
     if data_at is None or any(name not in positions or positions[name] < data_at for name in scalars):
         return None
-    # Same number of pieces and the same keys at the same places: one gather and one join for all keys.
-    key_positions = sorted(positions.values())
-    keys = pieces.list.gather(key_positions, null_on_oob=True).list.join("\x1f")
-    expected = "\x1f".join(template[index] for index in key_positions)
-    if not ((pieces.list.len() == len(template)) & (keys == expected)).fill_null(False).all():
+    # Every payload must have the first one's pieces: the same keys and structure at the same places, any values.
+    if not texts.str.contains(_layout_pattern(template, set(positions.values()))).all():
         return None
+    pieces = texts.str.split('"')
     columns = {}
     for name, dtype in fields.items():
         if kind == "depth" and name in ("b", "a"):
@@ -361,6 +359,22 @@ def _by_template(payloads: pl.Series, fields: dict[str, pl.DataType], required: 
     if kind == "depth":
         frame = frame.with_columns(levels["b"].alias("b"), levels["a"].alias("a"))
     return frame
+
+
+def _layout_pattern(template: list[str], key_positions: set[int]) -> str:
+    """
+    Return a pattern matching the payloads split into ``template``'s pieces, with any value in the value pieces.
+
+    Odd pieces are strings: a key (kept) or a string value (any text without a quote). Even pieces are the
+    structure between strings (kept), or hold a number or boolean value after its key (``:123,``: any text).
+    """
+    parts = []
+    for index, piece in enumerate(template):
+        is_key = index in key_positions
+        is_number = index - 1 in key_positions and piece.strip() != ":"
+        is_structure = index % 2 == 0 and not is_number
+        parts.append(re.escape(piece) if is_key or is_structure else '[^"]*')
+    return "^" + '"'.join(parts) + "$"
 
 
 def _levels(texts: pl.Series) -> pl.Series | None:
