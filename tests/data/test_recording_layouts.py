@@ -1,7 +1,8 @@
-"""The block reader reads a recording the same whatever the key order or spacing of its JSON (positional route or JSON route)."""
+"""The block reader reads a recording the same whatever the key order, spacing or line endings of its lines (positional route or JSON route)."""
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,11 @@ ETH_RECORDING = next(path for path in sample_recordings() if path.name.startswit
 ETH = "ETHUSDT.BINANCE"
 
 
-def _rewritten(path: Path, target: Path, rewrite: "callable") -> Path:
+def _rewritten(path: Path, target: Path, rewrite: Callable[[dict], str], line_end: bytes) -> Path:
     with gzip.open(path, "rb") as source, gzip.open(target, "wb") as out:
         for line in source:
             ts, payload = line.rstrip(b"\n").split(b" ", 1)
-            out.write(ts + b" " + rewrite(json.loads(payload)).encode() + b"\n")
+            out.write(ts + b" " + rewrite(json.loads(payload)).encode() + line_end)
     return target
 
 
@@ -30,6 +31,10 @@ def _reversed_keys(message: dict) -> str:
 
 def _spaced(message: dict) -> str:
     return json.dumps(message)  # ", " and ": " between items: spaces inside every payload
+
+
+def _compact(message: dict) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 def _content(catalog: Path) -> dict[str, list]:
@@ -46,9 +51,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
     return _content(ingest_binance_spot([ETH_RECORDING], tmp_path_factory.mktemp("reference") / "catalog").catalog)
 
 
-@pytest.mark.parametrize("rewrite", [_reversed_keys, _spaced], ids=["reversed keys", "spaces"])
-def test_other_json_layouts_give_the_same_catalog(rewrite: "callable", reference: dict[str, list], tmp_path: Path) -> None:
-    recording = _rewritten(ETH_RECORDING, tmp_path / "ethusdt_20240808.gz", rewrite)
+@pytest.mark.parametrize(
+    ("rewrite", "line_end"), [(_reversed_keys, b"\n"), (_spaced, b"\n"), (_compact, b"\r\n")], ids=["reversed keys", "spaces", "CRLF"]
+)
+def test_other_json_layouts_give_the_same_catalog(
+    rewrite: Callable[[dict], str], line_end: bytes, reference: dict[str, list], tmp_path: Path
+) -> None:
+    recording = _rewritten(ETH_RECORDING, tmp_path / "ethusdt_20240808.gz", rewrite, line_end)
 
     report = ingest_binance_spot([recording], tmp_path / "catalog")
 
