@@ -106,7 +106,7 @@ def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: 
     names = stream.str.split_exact("@", 2)
     frame = frame.with_columns(
         names.struct.field("field_0").str.to_uppercase().alias("stream_symbol"),
-        pl.when(names.struct.field("field_1").is_not_null()).then(names.struct.field("field_1")).alias("kind"),
+        names.struct.field("field_1").alias("kind"),
     )
     is_snapshot = stream.is_null() & frame["payload"].str.contains('"lastUpdateId"', literal=True)
     known = frame["kind"].is_in(_KINDS).fill_null(False) | is_snapshot
