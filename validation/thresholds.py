@@ -57,9 +57,9 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     match_tolerance_ms: float = 5000.0
     min_live_orders: int = 1
-    min_match_ratio: float = 0.9
-    max_unmatched_backtest: int = 1
-    max_unmatched_live: int = 1
+    min_match_ratio: float = 0.85
+    max_unmatched_backtest: int = 2
+    max_unmatched_live: int = 2
     max_quantity_diff_steps: float = 1.0
     max_fill_count_diff: int = 1
     max_median_price_dev_bps: float = 1.0
