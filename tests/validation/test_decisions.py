@@ -81,7 +81,7 @@ def test_promote_refuses_a_variant_without_a_passing_record_and_records_one_with
     never_gated = CliRunner().invoke(app, ["promote", str(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.sweep.yaml")])
     rejected = CliRunner().invoke(app, ["promote", str(other)])
     other_thresholds = tmp_path / "gate.yaml"
-    other_thresholds.write_text(THRESHOLDS.read_text().replace("min_match_ratio: 0.9", "min_match_ratio: 0.1"))
+    other_thresholds.write_text(THRESHOLDS.read_text() + "# another desk's copy: other bytes, other thresholds on record\n")
     under_other_thresholds = CliRunner().invoke(app, ["promote", str(VARIANT), "--thresholds", str(other_thresholds)])
     assert len(read_decisions()) == 2  # refusals append nothing
     passing = CliRunner().invoke(app, ["promote", str(VARIANT), "--operator", "alice"])
