@@ -17,6 +17,7 @@ from nautilus_trader.model.instruments import Instrument
 
 from keel.backtests.performance import fill_cash_flows
 from keel.backtests.performance import pnl_components
+from keel.validation.latency import median_round_trip_ms
 from keel.validation.matching import Matching
 from keel.validation.recorded_session import RecordedSession
 from keel.validation.recorded_session import open_orders_at_end
@@ -166,6 +167,7 @@ def _session_checks(thresholds: GateThresholds, session: RecordedSession, instru
         Check("flat after stop (session.json after_stop.flat)", 1.0 if flat else 0.0, "== 1", flat),
         Check("|position at the end| from the live fills (size steps, below 1 is dust)", position_steps, "< 1", position_steps < 1.0),
         _at_most("live orders left working at the end (order log)", float(len(open_orders_at_end(orders))), 0),
+        _at_most("median order round trip (ms)", median_round_trip_ms(orders), thresholds.max_median_round_trip_ms),
         _at_most(
             "live orders the venue expired or rejected, beyond the backtest's",
             float(refused["live"] - refused["backtest"]),

@@ -45,6 +45,11 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_pnl_diff_bps_of_backtest_notional : float
         Largest difference of each P&L component (gross, fees, rebates, funding, net, slippage), in bps of the
         *backtest's* traded notional: a denominator the live side cannot inflate.
+    max_median_round_trip_ms : float
+        Largest median order round trip of the session (``OrderSubmitted`` to the venue's first answer), ms.
+        The backtest over the session replays the measured latency, so a slow venue or node does not show in
+        the comparison of fills; but the variant was selected in research backtests with the venue model's
+        latency, and a live round trip far beyond it means it trades on decisions it was not tested with.
     max_extra_refused_live : int
         Most live orders the venue expired or rejected beyond those the backtest's venue did. Matching sees
         only filled orders, and a strategy that sends an order again when one expires can heal the fill
@@ -66,6 +71,7 @@ class GateThresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_p95_abs_price_dev_bps: float = 8.0
     max_abs_median_lag_ms: float = 1000.0
     max_pnl_diff_bps_of_backtest_notional: float = 2.0
+    max_median_round_trip_ms: float = 250.0
     max_extra_refused_live: int = 0
     backtest_latency: Literal["measured", "venue_model"] = "measured"
 

@@ -1,7 +1,9 @@
-"""The gate against a fee mismatch: a session whose venue charged more than the listed fee is rejected for fees only.
+"""The gate against a fee mismatch and a slow venue: each session is rejected for its own fault only.
 
-One real session (the live node against the emulator with ``extra_fee_bps``, ~1.5 min) is recorded per module.
-Everything the strategy traded is as in a faithful session, so only the fee-related checks may fail.
+Two real sessions (the live node against the emulator, ~1.5 min each) are recorded per module: one whose venue
+charged more than the listed fee (``extra_fee_bps``), one whose venue answers every order late
+(``order_latency_ms``). Everything else the strategy traded is as in a faithful session, so only the checks of
+that fault may fail. (Injected slippage and dropped fills are in test_gate.py.)
 """
 
 import json
@@ -54,21 +56,31 @@ TRADED_CHECKS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fee_mismatch_session(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("gate_faults")
+# The venue acts on every order this late; configs/gate.yaml max_median_round_trip_ms is 250.
+ORDER_LATENCY_MS = 400.0
+LATENCY_CHECK = "median order round trip (ms)"
+
+
+def _faulted_session(sample_catalog: Path, folder: Path, name: str, overrides: EmulatorOverrides) -> Path:
     environment = yaml.safe_load((CONFIGS_DIR / "env" / "emulator.yaml").read_text())
     environment["emulator"]["end"] = WINDOW_END
-    env_path = folder / "emulator.yaml"
+    env_path = folder / f"{name}.yaml"
     env_path.write_text(yaml.safe_dump(environment))
-    result = run_live_session(
-        VARIANT,
-        env_path,
-        session_dir=folder / "extra_fee",
-        overrides=EmulatorOverrides(catalog=sample_catalog, speed=SPEED, extra_fee_bps=EXTRA_FEE_BPS),
-    )
+    result = run_live_session(VARIANT, env_path, session_dir=folder / name, overrides=overrides)
     assert result.fills >= 4  # buy, sell, buy, close-on-stop sell
     return result.session_dir
+
+
+@pytest.fixture(scope="module")
+def fee_mismatch_session(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    overrides = EmulatorOverrides(catalog=sample_catalog, speed=SPEED, extra_fee_bps=EXTRA_FEE_BPS)
+    return _faulted_session(sample_catalog, tmp_path_factory.mktemp("gate_faults"), "extra_fee", overrides)
+
+
+@pytest.fixture(scope="module")
+def slow_venue_session(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    overrides = EmulatorOverrides(catalog=sample_catalog, speed=SPEED, order_latency_ms=ORDER_LATENCY_MS)
+    return _faulted_session(sample_catalog, tmp_path_factory.mktemp("gate_faults"), "slow_venue", overrides)
 
 
 @pytest.fixture
@@ -123,3 +135,23 @@ def test_gate_rejects_the_fee_mismatch_for_fees_and_net_only(
     # What is left over is the difference a faithful session has, which the gate allows.
     assert fees_difference_bps == pytest.approx(extra_bps, abs=FAITHFUL_FEE_TOLERANCE_BPS)
     assert fees_difference_bps == pytest.approx(EXTRA_FEE_BPS, abs=FAITHFUL_FEE_TOLERANCE_BPS)
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_gate_rejects_a_slow_venue_for_its_round_trip(redis_service: None, slow_venue_session: Path, keel_home: Path, tmp_path: Path) -> None:
+    orders = pl.read_parquet(slow_venue_session / "orders.parquet")
+    submitted = orders.filter(pl.col("event_type") == "OrderSubmitted").group_by("client_order_id").agg(pl.col("ts_init").min())
+    answered = orders.filter(pl.col("event_type").is_in(["OrderAccepted", "OrderRejected"])).group_by("client_order_id").agg(pl.col("ts_init").min().alias("answered"))
+    round_trips_ms = submitted.join(answered, on="client_order_id").select((pl.col("answered") - pl.col("ts_init")) / 1e6).to_series()
+
+    report = run_gate(VARIANT, slow_venue_session, out_dir=tmp_path / "gate", log_to_mlflow=False)
+
+    # The venue answered every order after the injected delay (the node's clock: at least that long).
+    assert round_trips_ms.len() >= 4 and round_trips_ms.min() >= ORDER_LATENCY_MS
+    assert not report.promoted
+    assert len(report.checks) > 10
+    latency = next(check for check in report.checks if check.name == LATENCY_CHECK)
+    assert not latency.passed and latency.value == pytest.approx(float(round_trips_ms.median()), rel=0.01)
+    # The backtest over the session replayed that latency, so what was traded still agrees.
+    assert TRADED_CHECKS - {"|gross P&L difference| (bps of backtest notional)"} <= {check.name for check in report.checks if check.passed}
