@@ -180,6 +180,8 @@ def run_live_session(
         raise SessionInputError(f"--duration must be > 0 seconds, got {duration}")
     if environment.kind == "live" and duration is None:
         raise SessionInputError("a live environment needs --duration (there is no replay whose end stops it)")
+    if environment.kind == "live":
+        _require_promotion(variant_path)
     try:
         check_redis(environment.state)
     except RuntimeError as error:
@@ -205,6 +207,18 @@ def run_live_session(
     if "error" in session["pnl"]:
         raise LiveSessionError(f"cannot compute the session's P&L: {session['pnl']['error']} (recorded in {folder})", folder)
     return _result(folder, session)
+
+
+def _require_promotion(variant_path: str | Path) -> None:
+    """Refuse a live environment for a variant file that was never promoted (``keel promote``)."""
+    from keel.validation.errors import GateInputError
+    from keel.validation.promotion import PromotionRefused
+    from keel.validation.promotion import require_promotion
+
+    try:
+        require_promotion(variant_path)
+    except (GateInputError, PromotionRefused) as error:
+        raise LiveSessionError(f"refused to trade live: {error}") from error
 
 
 class _Venue:

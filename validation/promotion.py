@@ -14,6 +14,7 @@ from keel.validation.decisions import Decision
 from keel.validation.decisions import append_decision
 from keel.validation.decisions import latest_gate_decision
 from keel.validation.decisions import operator_name
+from keel.validation.decisions import read_decisions
 from keel.validation.errors import GateInputError
 from keel.validation.recorded_session import file_sha256
 from keel.validation.thresholds import resolve_thresholds_path
@@ -85,3 +86,28 @@ def promote(variant_path: str | Path, thresholds_path: str | Path | None = None,
         },
     )
     return Promotion(decision=decision, gate_decision=gate_decision)
+
+
+def require_promotion(variant_path: str | Path) -> Decision:
+    """
+    Return the latest promotion on record for this exact variant file; what ``keel live --env live`` requires.
+
+    Raises
+    ------
+    GateInputError
+        If the variant file is missing or the decision log was edited.
+    PromotionRefused
+        If the file (its sha256) was never promoted.
+
+    """
+    variant_path = Path(variant_path)
+    if not variant_path.is_file():
+        raise GateInputError(f"{variant_path}: variant file not found")
+    variant_sha256 = file_sha256(variant_path)
+    promotions = [decision for decision in read_decisions() if decision.record.get("kind") == PROMOTION and decision.record.get("variant_sha256") == variant_sha256]
+    if not promotions:
+        raise PromotionRefused(
+            f"{variant_path}: never promoted (sha256 {variant_sha256}); a variant trades live only after a passing "
+            "`keel gate` on an emulator or paper session of this exact file and `keel promote`",
+        )
+    return promotions[-1]
