@@ -217,7 +217,7 @@ class TapeState:
             top = (quote.ask_price.raw, quote.ask_size.raw) if taker_buys else (quote.bid_price.raw, quote.bid_size.raw)
             since = quote.ts_init
         prints = self._prints_since(instrument_id, since, quote, taker_buys)
-        levels = self._less_own_fills(instrument_id, order, merged_levels(_depth_levels(depth, taker_buys), top, prints, taker_buys))
+        levels = self._less_own_fills(instrument_id, order, merged_levels(depth_levels(depth, taker_buys, top), top, prints, taker_buys))
         return _order_book(instrument, levels, taker_buys)
 
     def _less_own_fills(self, instrument_id: InstrumentId, order: Order, levels: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -347,12 +347,22 @@ def merged_levels(
     return [(price, size) for price, size in levels if size > 0]
 
 
-def _depth_levels(depth: OrderBook | None, taker_buys: bool) -> list[tuple[int, int]]:
-    """Return (price raw, size raw) of the side a taker takes from, best first, at most ``MAX_LEVELS``."""
+def depth_levels(depth: OrderBook | None, taker_buys: bool, top: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """
+    Return (price raw, size raw) of the side a taker takes from, best first: at most ``MAX_LEVELS`` from the
+    quote's price on (a stale depth can hold hundreds of levels the quote has already ruled out).
+    """
     if depth is None:
         return []
-    side = depth.asks() if taker_buys else depth.bids()
-    return [(level.price.raw, sum(order.size.raw for order in level.orders())) for level in side[:MAX_LEVELS]]
+    levels = []
+    for level in depth.asks() if taker_buys else depth.bids():
+        price = level.price.raw
+        if top is not None and (price < top[0] if taker_buys else price > top[0]):
+            continue
+        levels.append((price, sum(order.size.raw for order in level.orders())))
+        if len(levels) == MAX_LEVELS:
+            break
+    return levels
 
 
 def _delete_asks_below(depth: OrderBook, price: Price, inclusive: bool, ts_event: int) -> None:

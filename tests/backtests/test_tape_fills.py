@@ -5,9 +5,18 @@ from pathlib import Path
 import msgspec
 import polars as pl
 import pytest
+from nautilus_trader.model.book import OrderBook
+from nautilus_trader.model.data import BookOrder
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
+from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from keel.backtests.fill_audit import audit_fills
 from keel.backtests.runner import run_backtest
+from keel.backtests.tape_fills import MAX_LEVELS
+from keel.backtests.tape_fills import depth_levels
 from keel.backtests.tape_fills import merged_levels
 from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_model_for
@@ -156,3 +165,19 @@ def test_tape_model_on_the_whole_usdm_recording(shared_data_dir: Path, tmp_path:
 
     assert audit.fills.height >= 400
     assert audit.share_better is not None and audit.share_better <= 0.02
+
+
+def test_depth_behind_the_quote_is_reached_past_hundreds_of_stale_levels() -> None:
+    # In a fast fall the depth still held hundreds of one-cent bids above the quoted bid; the levels a sell walks
+    # after the quote's small size are the ones below it (a run in CI filled 0.00011 of 0.00018 and stopped).
+    instrument = TestInstrumentProvider.btcusdt_binance()
+    book = OrderBook(instrument.id, BookType.L2_MBP)
+    for cents in range(6_200_000, 6_190_000, -1):  # 62000.00 down to 61900.01
+        book.add(BookOrder(OrderSide.BUY, Price(cents / 100, 2), Quantity(0.001, 6), 0), 0)
+    quote_bid = Price(61_960.50, 2).raw
+
+    levels = depth_levels(book, taker_buys=False, top=(quote_bid, 11))
+
+    assert len(levels) == MAX_LEVELS
+    assert levels[0][0] == Price(61_960.50, 2).raw
+    assert all(price <= quote_bid for price, _ in levels)
