@@ -26,6 +26,10 @@ from keel.live.session_layout import SESSION_JSON
 from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import verify_manifest
 from keel.settings import CONFIGS_DIR
+from keel.validation.decisions import GATE
+from keel.validation.decisions import PROMOTION
+from keel.validation.decisions import append_decision
+from keel.validation.recorded_session import file_sha256
 
 BTCUSDT = "BTCUSDT.BINANCE"
 HERE = Path(__file__).resolve().parent
@@ -201,6 +205,11 @@ def test_node_that_cannot_connect_fails_clearly(
         ),
     )
     session_dir = tmp_path / "session"
+    # A live environment trades only a promoted variant file (tests/live/test_live_promotion.py): on record here.
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    gate = append_decision({"kind": GATE, "verdict": "promote", "variant_sha256": file_sha256(probe_variant), "thresholds_sha256": "x", "reasons": []})
+    append_decision({"kind": PROMOTION, "variant_sha256": file_sha256(probe_variant), "gate_decision_sha256": gate.sha256})
 
     with pytest.raises(LiveSessionError, match="did not come up within 2s: the data client is not connected") as failure:
         run_live_session(probe_variant, env_path, session_dir=session_dir, duration=30.0)
