@@ -28,13 +28,13 @@ def write_tearsheet(
         vertical_spacing=0.04,
         subplot_titles=("Price and fills", f"P&L ({summary['currency']}, net of fees)", "Drawdown"),
     )
-    prices = _thin(trades)
-    figure.add_trace(go.Scattergl(x=_times(prices["ts"]), y=prices["price"], name="last trade", line={"width": 1}), row=1, col=1)
+    prices = thin_rows(trades)
+    figure.add_trace(go.Scattergl(x=as_times(prices["ts"]), y=prices["price"], name="last trade", line={"width": 1}), row=1, col=1)
     for side, colour, symbol in (("BUY", "green", "triangle-up"), ("SELL", "red", "triangle-down")):
         side_fills = fills.filter(pl.col("order_side") == side)
         figure.add_trace(
             go.Scatter(
-                x=_times(side_fills["ts_event"]),
+                x=as_times(side_fills["ts_event"]),
                 y=side_fills["last_px"],
                 mode="markers",
                 name=side.lower(),
@@ -43,11 +43,11 @@ def write_tearsheet(
             row=1,
             col=1,
         )
-    curve = _thin(equity)
-    figure.add_trace(go.Scattergl(x=_times(curve["ts"]), y=curve["pnl"], name="P&L", line={"color": "navy"}), row=2, col=1)
+    curve = thin_rows(equity)
+    figure.add_trace(go.Scattergl(x=as_times(curve["ts"]), y=curve["pnl"], name="P&L", line={"color": "navy"}), row=2, col=1)
     drawdown = curve["pnl"] - curve["pnl"].cum_max()
     figure.add_trace(
-        go.Scattergl(x=_times(curve["ts"]), y=drawdown, name="drawdown", fill="tozeroy", line={"color": "firebrick"}),
+        go.Scattergl(x=as_times(curve["ts"]), y=drawdown, name="drawdown", fill="tozeroy", line={"color": "firebrick"}),
         row=3,
         col=1,
     )
@@ -60,10 +60,12 @@ def write_tearsheet(
     return path
 
 
-def _thin(frame: pl.DataFrame) -> pl.DataFrame:
+def thin_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return every n-th row of ``frame`` so that a chart gets at most about ``MAX_POINTS`` of them."""
     step = max(1, frame.height // MAX_POINTS)
     return frame.gather_every(step) if step > 1 else frame
 
 
-def _times(ts_ns: pl.Series) -> pl.Series:
+def as_times(ts_ns: pl.Series) -> pl.Series:
+    """Return ns-since-epoch timestamps as UTC datetimes for a chart axis."""
     return ts_ns.cast(pl.Datetime("ns", "UTC"))

@@ -16,6 +16,8 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from keel.backtests.performance import equity_curve
+from keel.backtests.tearsheet import as_times
+from keel.backtests.tearsheet import thin_rows
 from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.recorded_session import RecordedSession
 
@@ -23,8 +25,6 @@ if TYPE_CHECKING:
     from keel.backtests.venues import VenueModel
     from keel.validation.gate import GateReport
 
-# Price and equity are drawn at most this many points: enough for the eye, small enough for a browser.
-MAX_POINTS = 5_000
 ROUND_TRIP_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
 
@@ -97,14 +97,14 @@ def _comparison_figure(
         vertical_spacing=0.05,
         subplot_titles=("Price and fills", f"P&L ({currency}, net of fees)", "Position"),
     )
-    prices = _thin(trades)
-    figure.add_trace(go.Scattergl(x=_times(prices["ts"]), y=prices["price"], name="last trade", line={"width": 1, "color": "grey"}), row=1, col=1)
+    prices = thin_rows(trades)
+    figure.add_trace(go.Scattergl(x=as_times(prices["ts"]), y=prices["price"], name="last trade", line={"width": 1, "color": "grey"}), row=1, col=1)
     for label, fills, symbol_suffix, size in (("backtest", backtest_fills, "-open", 12), ("live", live_fills, "", 7)):
         for side, colour, symbol in (("BUY", "green", "triangle-up"), ("SELL", "red", "triangle-down")):
             side_fills = fills.filter(pl.col("order_side") == side)
             figure.add_trace(
                 go.Scatter(
-                    x=_times(side_fills["ts_event"]),
+                    x=as_times(side_fills["ts_event"]),
                     y=side_fills["last_px"],
                     mode="markers",
                     name=f"{label} {side.lower()}",
@@ -114,10 +114,10 @@ def _comparison_figure(
                 col=1,
             )
     for label, curve, colour in (("backtest", backtest_equity, "orange"), ("live", live_equity, "navy")):
-        thin = _thin(curve)
-        figure.add_trace(go.Scattergl(x=_times(thin["ts"]), y=thin["pnl"], name=f"{label} P&L", line={"color": colour}), row=2, col=1)
+        thinned = thin_rows(curve)
+        figure.add_trace(go.Scattergl(x=as_times(thinned["ts"]), y=thinned["pnl"], name=f"{label} P&L", line={"color": colour}), row=2, col=1)
         figure.add_trace(
-            go.Scattergl(x=_times(thin["ts"]), y=thin["position"], name=f"{label} position", line={"color": colour, "shape": "hv"}),
+            go.Scattergl(x=as_times(thinned["ts"]), y=thinned["position"], name=f"{label} position", line={"color": colour, "shape": "hv"}),
             row=3,
             col=1,
         )
@@ -199,11 +199,3 @@ def _fmt(value: object) -> str:
 def _e(value: object) -> str:
     return html.escape(str(value))
 
-
-def _thin(frame: pl.DataFrame) -> pl.DataFrame:
-    step = max(1, frame.height // MAX_POINTS)
-    return frame.gather_every(step) if step > 1 else frame
-
-
-def _times(ts_ns: pl.Series) -> pl.Series:
-    return ts_ns.cast(pl.Datetime("ns", "UTC"))
