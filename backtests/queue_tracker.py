@@ -16,9 +16,11 @@ much of a resting order may fill:
 - **Depth changes** at the order's price not explained by the prints already counted go to the queue model
   (``keel.backtests.queue_models``): cancels ahead, or additions behind.
 - **Fills**: nautilus's trade execution then matches the print against the resting order and asks the fill
-  model's hook for the book to fill from; the hook answers with exactly the fillable size at the order's price,
-  and an empty book otherwise, so neither a print nor nautilus's stale depth book crossing the order can fill an
-  order whose turn has not come.
+  model's hook for the book to fill from; the hook answers with exactly the fillable size at the order's price.
+  On a print at the order's exact price that left nothing fillable, the fill model refuses before the hook is
+  asked (``TapeFillModel.is_limit_filled``). Otherwise (no print) the hook answers with the tape's merged book,
+  which fills the order only if it has moved to or through the order's price, so nautilus's stale depth book
+  crossing the order cannot fill it.
 """
 
 from dataclasses import dataclass

@@ -15,17 +15,20 @@ source as of when the feed delivered it (``ts_init``), at the moment the engine 
    ``depth@100ms`` diff reports the state at the end of its batch and arrives up to 100 ms later, so a diff
    that arrives after a quote can still be older than it (on the sample, diffs arriving 5-10 ms after a quote
    showed bids 3 bp above it in a falling market).
-3. **Trades** newer than the quote (than the last depth change without quotes) took liquidity: a buyer's print at ``p`` removes the asks below ``p`` and takes
-   its size from the ask at ``p`` (never below zero); a seller's print at ``p`` shows the asks were above ``p``
+3. **Trades** newer than the quote (than the last depth change without quotes) took liquidity: a buyer's print
+   at ``p`` removes the asks below ``p`` and takes its size from the ask at ``p`` (never below zero); a seller's print at ``p`` shows the asks were above ``p``
    (the book was never crossed). Seller prints mirror both on the bids. A print the latest quote contradicts (a
    buyer's print below the quoted ask, a seller's above the quoted bid) happened before the quote: the trade
    stream can lag the bookTicker stream, and such a print tells nothing newer.
-4. Size beyond the visible depth walks it; what the merged book cannot fill is handled by the engine as for
+4. The account's own fills take liquidity until the data changes that level.
+5. Size beyond the visible depth walks it; what the merged book cannot fill is handled by the engine as for
    nautilus's own book (a market order's remainder is not filled).
 
 Resting limit orders (maker liquidity) fill when ``keel.backtests.queue_tracker`` says the tape gave them their
 turn: trades at or through their price after the queue ahead of them has gone, by the venue model's queue model;
-the hook then hands the engine exactly that fillable size at the order's price.
+the hook then hands the engine exactly that fillable size at the order's price. Without such a print, a resting
+order fills only when the merged book above has moved to or through its price (the other side came to it), at
+the book's prices within its limit; nautilus's stale depth book crossing it alone fills nothing.
 
 The fill model needs the exchange it fills for (its cache and books); :class:`TapeFillBinder`, a simulation
 module the venue model adds next to it, hands it over when the engine registers the venue, shows it every data
