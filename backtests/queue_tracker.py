@@ -90,13 +90,6 @@ class QueueTracker:
         self._engines: list[tuple[InstrumentId, object]] = []
         self._print: TradeTick | None = None
 
-    def resting(self, client_order_id: ClientOrderId) -> RestingOrder | None:
-        """Return the queue state of a resting order, or None if it is not tracked."""
-        for orders in self._resting.values():
-            if client_order_id in orders:
-                return orders[client_order_id][1]
-        return None
-
     def on_trade(self, trade: TradeTick) -> None:
         """Apply a print to the resting orders of its instrument (before the matching engine sees it)."""
         self._print = trade
