@@ -35,6 +35,9 @@ from dataclasses import field
 from dataclasses import fields
 from decimal import Decimal
 from decimal import InvalidOperation
+from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
@@ -70,7 +73,6 @@ from keel.data.okx_instruments import instrument_from_okx_definition
 from keel.data.okx_instruments import load_okx_instrument_definitions
 from keel.data.progress import IngestProgress
 from keel.data.quality import CheckPolicies
-from keel.data.recording_lines import DeltaColumns
 from keel.data.recording_lines import numbered_lines
 
 CHECKSUM_DEPTH = 25
@@ -128,6 +130,96 @@ _BOOKS = msgspec.json.Decoder(list[_BookData])
 _TRADES = msgspec.json.Decoder(list[_TradeData])
 _TICKERS = msgspec.json.Decoder(list[_TickerData])
 INGESTED_CHANNELS = ("books", "trades", "tickers")
+_DELTA_SCHEMA = {
+    "line": pl.Int64, "action": pl.UInt8, "side": pl.UInt8, "price": pl.String, "size": pl.String, "flags": pl.UInt8,
+    "sequence": pl.UInt64, "ts_event": pl.UInt64, "ts_init": pl.UInt64,
+}
+
+
+@dataclass
+class _BooksMessages:
+    """
+    One instrument's ``books`` messages as decoded, expanded into delta rows at once when the file has been read.
+
+    Parameters
+    ----------
+    line, ts_init : list[int]
+        Per message: its recording line and local receive time (ns).
+    snapshot : list[bool]
+        Per message: True for a ``snapshot``, False for an ``update``.
+    sequence, ts_event : list[int]
+        Per message: the delta ``sequence`` and OKX's ``ts`` in ns.
+    bids, asks : list[list[_Level]]
+        Per message: its levels, as OKX sent them.
+
+    """
+
+    line: list[int] = field(default_factory=list)
+    ts_init: list[int] = field(default_factory=list)
+    snapshot: list[bool] = field(default_factory=list)
+    sequence: list[int] = field(default_factory=list)
+    ts_event: list[int] = field(default_factory=list)
+    bids: list[list[_Level]] = field(default_factory=list)
+    asks: list[list[_Level]] = field(default_factory=list)
+
+    def delta_rows(self) -> pl.DataFrame:
+        """
+        Return one row per delta (``line, action, side, price, size, flags, sequence, ts_event, ts_init``), prices and sizes OKX's strings.
+
+        A snapshot message is a CLEAR then one ADD per level, bids then asks, all ``F_SNAPSHOT``; an update message
+        one UPDATE per level (DELETE where the size is 0 is decided once sizes are numbers); the last row of each
+        message carries ``F_LAST``.
+        """
+        if not self.line:
+            return pl.DataFrame(schema=_DELTA_SCHEMA)
+        # Every message's levels, bids then asks, in one flat list: C loops (chain, map), no Python call per level.
+        levels = list(chain.from_iterable(chain.from_iterable(zip(self.bids, self.asks, strict=True))))
+        messages = pl.DataFrame(
+            {
+                "line": self.line,
+                "ts_init": self.ts_init,
+                "snapshot": self.snapshot,
+                "sequence": self.sequence,
+                "ts_event": self.ts_event,
+                "bids": list(map(len, self.bids)),
+                "asks": list(map(len, self.asks)),
+            },
+            schema={
+                "line": pl.Int64, "ts_init": pl.UInt64, "snapshot": pl.Boolean, "sequence": pl.UInt64, "ts_event": pl.UInt64,
+                "bids": pl.Int64, "asks": pl.Int64,
+            },
+        ).with_row_index("message")
+        position = pl.int_ranges(0, pl.col("bids") + pl.col("asks"), dtype=pl.Int64)
+        level_rows = messages.select(pl.exclude("asks"), position.alias("position")).explode("position").filter(pl.col("position").is_not_null())
+        level_rows = level_rows.select(
+            "message",
+            "position",
+            "line",
+            pl.when(pl.col("snapshot")).then(ACTION_ADD).otherwise(ACTION_UPDATE).cast(pl.UInt8).alias("action"),
+            pl.when(pl.col("position") < pl.col("bids")).then(SIDE_BUY).otherwise(SIDE_SELL).cast(pl.UInt8).alias("side"),
+            pl.Series("price", list(map(itemgetter(0), levels)), dtype=pl.String),
+            pl.Series("size", list(map(itemgetter(1), levels)), dtype=pl.String),
+            pl.when(pl.col("snapshot")).then(F_SNAPSHOT).otherwise(0).cast(pl.UInt8).alias("flags"),
+            "sequence",
+            "ts_event",
+            "ts_init",
+        )
+        clears = messages.filter(pl.col("snapshot")).select(
+            "message",
+            pl.lit(-1, pl.Int64).alias("position"),
+            "line",
+            pl.lit(ACTION_CLEAR, pl.UInt8).alias("action"),
+            pl.lit(SIDE_NONE, pl.UInt8).alias("side"),
+            pl.lit("0").alias("price"),
+            pl.lit("0").alias("size"),
+            pl.lit(F_SNAPSHOT, pl.UInt8).alias("flags"),
+            "sequence",
+            "ts_event",
+            "ts_init",
+        )
+        rows = pl.concat([clears, level_rows]).sort("message", "position") if clears.height else level_rows
+        last = (pl.col("message") != pl.col("message").shift(-1)).fill_null(True)
+        return rows.with_columns((pl.col("flags") | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags")).select(list(_DELTA_SCHEMA))
 
 
 @dataclass
@@ -148,14 +240,19 @@ class _Columns:
     quote_ts_event: list[int] = field(default_factory=list)
     quote_ts_init: list[int] = field(default_factory=list)
     quote_line: list[int] = field(default_factory=list)
-    deltas: DeltaColumns = field(default_factory=DeltaColumns)
+    books: _BooksMessages = field(default_factory=_BooksMessages)
+
+    @cached_property
+    def deltas(self) -> pl.DataFrame:
+        """Return the delta rows of the books messages (:meth:`_BooksMessages.delta_rows`), built once the file is read."""
+        return self.books.delta_rows()
 
     def lines(self) -> dict[str, pl.Series]:
         """Return, per data type, the recording line of each row (named in findings)."""
         return {
             TRADE_TICK: pl.Series(self.trade_line, dtype=pl.Int64),
             QUOTE_TICK: pl.Series(self.quote_line, dtype=pl.Int64),
-            ORDER_BOOK_DELTAS: pl.Series(self.deltas.line, dtype=pl.Int64),
+            ORDER_BOOK_DELTAS: self.deltas["line"],
         }
 
 
@@ -185,12 +282,18 @@ class OKXBook:
     """
 
     def __init__(self) -> None:
+        # Levels keyed by the price's place in the side's order: the bid price negated, the ask price as it is.
         self._bids: dict[Decimal, tuple[str, str]] = {}
         self._asks: dict[Decimal, tuple[str, str]] = {}
-        # Sorted best first: bids by negated price, asks by price, so a top-N read is a slice.
+        # Those keys sorted, best first, so a top-N read is a slice.
         self._bid_order: list[Decimal] = []
         self._ask_order: list[Decimal] = []
         self.sequence_id: int | None = None  # the last message's seqId, where OKX sends one
+        # The text -> value of every price and size seen: a level's price recurs message after message, and a
+        # dict look-up costs a tenth of a Decimal parse. Per side, price -> its key; size -> True when it is zero.
+        self._bid_keys: dict[str, Decimal] = {}
+        self._ask_keys: dict[str, Decimal] = {}
+        self._empty_sizes: dict[str, bool] = {}
 
     def clear(self) -> None:
         """Remove every level."""
@@ -199,42 +302,47 @@ class OKXBook:
         self._bid_order.clear()
         self._ask_order.clear()
 
-    def set_level(self, is_bid: bool, price: str, size: str) -> bool:
+    def set_levels(self, is_bid: bool, levels: Sequence[Sequence[str]], refuse_empty: bool = False) -> str | None:
         """
-        Set one level (size 0 removes it).
+        Set levels of one side in order (size 0 removes the level); return what is wrong with the first bad one, or None.
 
         Parameters
         ----------
         is_bid : bool
             True for the bid side.
-        price : str
-            The price as OKX sent it.
-        size : str
-            The size as OKX sent it.
+        levels : Sequence[Sequence[str]]
+            OKX's levels ``[price, size, ...]``, strings as sent.
+        refuse_empty : bool, default False
+            Report a level of size 0 (a snapshot's levels must hold something); it is still applied first.
 
         Returns
         -------
-        bool
-            True if the level was removed (size 0), False if it was set.
-
-        Raises
-        ------
-        InvalidOperation
-            If the price or size is not a decimal string.
+        str or None
+            ``level [...]: expected ...`` for a price or size that is not a decimal string, or a refused empty level.
 
         """
-        key = Decimal(price)
-        levels, order = (self._bids, self._bid_order) if is_bid else (self._asks, self._ask_order)
-        position_key = -key if is_bid else key
-        if Decimal(size) == 0:
-            # OKX also sends size 0 for levels that came and went within one 100 ms push: nothing to remove then.
-            if levels.pop(key, None) is not None:
-                del order[bisect.bisect_left(order, position_key)]
-            return True
-        if key not in levels:
-            bisect.insort(order, position_key)
-        levels[key] = (price, size)
-        return False
+        book, order, keys = (self._bids, self._bid_order, self._bid_keys) if is_bid else (self._asks, self._ask_order, self._ask_keys)
+        empty_sizes = self._empty_sizes
+        for level in levels:
+            price, size = level[0], level[1]
+            key, empty = keys.get(price), empty_sizes.get(size)
+            if key is None or empty is None:
+                try:
+                    key = keys[price] = -Decimal(price) if is_bid else Decimal(price)
+                    empty = empty_sizes[size] = Decimal(size) == 0
+                except InvalidOperation:
+                    return f"level {list(level)}: expected decimal price and size strings"
+            if empty:
+                # OKX also sends size 0 for levels that came and went within one 100 ms push: nothing to remove then.
+                if book.pop(key, None) is not None:
+                    del order[bisect.bisect_left(order, key)]
+                if refuse_empty:
+                    return f"snapshot level {list(level)} with size 0: expected a positive size"
+                continue
+            if key not in book:
+                bisect.insort(order, key)
+            book[key] = (price, size)
+        return None
 
     def top(self, depth: int | None = None) -> BookLevels:
         """
@@ -250,19 +358,17 @@ class OKXBook:
         BookLevels
 
         """
-        bids = [self._bids[-key] for key in self._bid_order[:depth]]
+        bids = [self._bids[key] for key in self._bid_order[:depth]]
         asks = [self._asks[key] for key in self._ask_order[:depth]]
         return BookLevels(bids=bids, asks=asks)
 
     def checksum(self) -> int:
         """Return OKX's CRC32 checksum of the top 25 levels, as a signed 32-bit integer."""
         top = self.top(CHECKSUM_DEPTH)
-        parts = []
-        for depth in range(max(len(top.bids), len(top.asks))):
-            if depth < len(top.bids):
-                parts.extend(top.bids[depth])
-            if depth < len(top.asks):
-                parts.extend(top.asks[depth])
+        # bid:size:ask:size per depth while both sides have levels, then the longer side's own levels.
+        parts = [f"{bid[0]}:{bid[1]}:{ask[0]}:{ask[1]}" for bid, ask in zip(top.bids, top.asks)]
+        shared = len(parts)
+        parts += [f"{price}:{size}" for price, size in (top.bids[shared:] or top.asks[shared:])]
         value = zlib.crc32(":".join(parts).encode())
         return value - (1 << 32) if value >= 1 << 31 else value
 
@@ -544,19 +650,23 @@ def recording_frames(recording: OKXRecording, instruments: dict[str, Instrument]
                 "ts_init": pl.Series(cols.quote_ts_init, dtype=pl.UInt64),
             }
         )
+        raw_deltas = cols.deltas
         deltas = pl.DataFrame(
             {
-                "action": pl.Series(cols.deltas.action, dtype=pl.UInt8),
-                "side": pl.Series(cols.deltas.side, dtype=pl.UInt8),
-                "price": fixed(cols.deltas.price, price_precision, cols.deltas.line, "books price level"),
-                "size": fixed(cols.deltas.size, size_precision, cols.deltas.line, "books size"),
-                "order_id": pl.zeros(len(cols.deltas.line), dtype=pl.UInt64, eager=True),
-                "flags": pl.Series(cols.deltas.flags, dtype=pl.UInt8),
-                "sequence": pl.Series(cols.deltas.sequence, dtype=pl.UInt64),
-                "ts_event": pl.Series(cols.deltas.ts_event, dtype=pl.UInt64),
-                "ts_init": pl.Series(cols.deltas.ts_init, dtype=pl.UInt64),
+                "action": raw_deltas["action"],
+                "side": raw_deltas["side"],
+                "price": fixed(raw_deltas["price"], price_precision, raw_deltas["line"], "books price level"),
+                "size": fixed(raw_deltas["size"], size_precision, raw_deltas["line"], "books size"),
+                "order_id": pl.zeros(raw_deltas.height, dtype=pl.UInt64, eager=True),
+                "flags": raw_deltas["flags"],
+                "sequence": raw_deltas["sequence"],
+                "ts_event": raw_deltas["ts_event"],
+                "ts_init": raw_deltas["ts_init"],
             }
         )
+        # An update level of size 0 removes the level (OKX sends "0"); every other update level sets it.
+        is_removal = (pl.col("action") == ACTION_UPDATE) & (pl.col("size") == 0)
+        deltas = deltas.with_columns(pl.when(is_removal).then(pl.lit(ACTION_DELETE, pl.UInt8)).otherwise(pl.col("action")).alias("action"))
         frames[inst_id] = {TRADE_TICK: trades, QUOTE_TICK: quotes, ORDER_BOOK_DELTAS: deltas}
     return frames
 
@@ -609,7 +719,7 @@ class _RecordingReader:
             key = f"{channel} {inst_id}"
             self.skipped[key] = self.skipped.get(key, 0) + 1
         if channel == "books":
-            self._read_books(envelope.action, _BOOKS.decode(envelope.data), inst_id, ts_init, line_number, ingested)
+            self._read_books(envelope.action, envelope.data, inst_id, ts_init, line_number, ingested)
         elif ingested and channel == "trades":
             self._read_trades(_TRADES.decode(envelope.data), inst_id, ts_init, line_number)
         elif ingested and channel == "tickers":
@@ -631,11 +741,15 @@ class _RecordingReader:
         self.state.last_ts_init = ts_init
         return ts_init
 
-    def _read_books(self, action: str | None, messages: list[_BookData], inst_id: str, ts_init: int, line_number: int, ingested: bool) -> None:
+    def _read_books(
+        self, action: str | None, data: msgspec.Raw, inst_id: str, ts_init: int, line_number: int, ingested: bool
+    ) -> None:
+        messages = _BOOKS.decode(data)
         if action not in ("snapshot", "update"):
             raise _LineProblem(f"books {inst_id} action {action!r}: expected 'snapshot' or 'update'")
         book = self.state.books.get(inst_id)
-        if action == "snapshot":
+        is_snapshot = action == "snapshot"
+        if is_snapshot:
             book = self.state.books.setdefault(inst_id, OKXBook())
             book.clear()
         elif book is None:
@@ -643,32 +757,24 @@ class _RecordingReader:
                 f"books {inst_id} update before any snapshot on this connection: expected a snapshot first "
                 "(is the file that starts this connection missing?)"
             )
-        cols = self.columns.setdefault(inst_id, _Columns()) if ingested else None
+        # The delta rows are made once the file is read (_BooksMessages.delta_rows), all at once.
+        kept = self.columns.setdefault(inst_id, _Columns()).books if ingested else None
         for message in messages:
             self._check_sequence(book, message, action, inst_id)
             count = self.state.books_messages[inst_id] = self.state.books_messages.get(inst_id, 0) + 1
-            sequence = message.seqId if message.seqId is not None else count
             ts_event = _millis_to_nanos(message.ts, "books 'ts'")
-            if cols is not None and action == "snapshot":
-                has_levels = bool(message.bids or message.asks)
-                cols.deltas.append(ACTION_CLEAR, SIDE_NONE, "0", "0", F_SNAPSHOT | (0 if has_levels else F_LAST), sequence, ts_event, ts_init, line_number)
-            levels = [(True, level) for level in message.bids] + [(False, level) for level in message.asks]
-            for index, (is_bid, level) in enumerate(levels):
-                price, size = level[0], level[1]
-                try:
-                    removed = book.set_level(is_bid, price, size)
-                except InvalidOperation:
-                    raise _LineProblem(f"books {inst_id} level {list(level)}: expected decimal price and size strings") from None
-                if cols is None:
-                    continue
-                flags = F_LAST if index == len(levels) - 1 else 0
-                if action == "snapshot":
-                    if removed:
-                        raise _LineProblem(f"books {inst_id} snapshot level {list(level)} with size 0: expected a positive size")
-                    action_code, flags = ACTION_ADD, flags | F_SNAPSHOT
-                else:
-                    action_code = ACTION_DELETE if removed else ACTION_UPDATE
-                cols.deltas.append(action_code, SIDE_BUY if is_bid else SIDE_SELL, price, size, flags, sequence, ts_event, ts_init, line_number)
+            if kept is not None:
+                kept.line.append(line_number)
+                kept.ts_init.append(ts_init)
+                kept.snapshot.append(is_snapshot)
+                kept.sequence.append(message.seqId if message.seqId is not None else count)
+                kept.ts_event.append(ts_event)
+                kept.bids.append(message.bids)
+                kept.asks.append(message.asks)
+            refuse_empty = is_snapshot and ingested
+            problem = book.set_levels(True, message.bids, refuse_empty) or book.set_levels(False, message.asks, refuse_empty)
+            if problem is not None:
+                raise _LineProblem(f"books {inst_id} {problem}")
             computed = book.checksum()
             if computed != message.checksum:
                 raise _LineProblem(
@@ -715,17 +821,17 @@ class _FixedConverter:
         self._path = path
         self._inst_id = inst_id
 
-    def __call__(self, values: list[str], precision: int, lines: list[int], what: str) -> pl.Series:
+    def __call__(self, values: Sequence[str] | pl.Series, precision: int, lines: Sequence[int] | pl.Series, what: str) -> pl.Series:
         text = pl.Series(values, dtype=pl.String)
         self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
         # OKX enforces tickSz and lotSz on every order, so a value off either grid means a wrong instrument file.
         self._raise_on_first(values, off_grid_mask(text, precision), lines, what, f"a multiple of 10^-{precision} (the instrument's grid)")
         return to_fixed(text)
 
-    def _raise_on_first(self, values: list[str], bad: pl.Series, lines: list[int], what: str, expected: str) -> None:
+    def _raise_on_first(self, values: Sequence[str] | pl.Series, bad: pl.Series, lines: Sequence[int] | pl.Series, what: str, expected: str) -> None:
         if bad.any():
             index = int(bad.arg_true()[0])
-            raise DataInputError(self._path, f"{self._inst_id} {what} {values[index]!r}: expected {expected}", lines[index])
+            raise DataInputError(self._path, f"{self._inst_id} {what} {values[index]!r}: expected {expected}", int(lines[index]))
 
 
 def _rotation_key(path: Path) -> tuple[str, int]:

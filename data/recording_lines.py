@@ -1,10 +1,8 @@
-"""What the line-oriented readers share: numbered lines out of gzip or text, line-cut chunks of a stream, book-delta columns."""
+"""What the line-oriented readers share: numbered lines out of gzip or text, and line-cut chunks of a stream."""
 
 import gzip
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -121,44 +119,3 @@ class LineChunks:
             piece = bytes(buffer)
             buffer.clear()
             yield piece
-
-
-@dataclass
-class DeltaColumns:
-    """
-    Order book delta columns of one instrument, appended message by message; prices and sizes still venue strings.
-
-    Parameters
-    ----------
-    action, side, flags, sequence : list[int]
-        nautilus ``BookAction``, ``OrderSide``, ``RecordFlag`` bits and the venue's update id.
-    price, size : list[str]
-        As the venue sent them.
-    ts_event, ts_init : list[int]
-        Nanoseconds.
-    line : list[int]
-        The recording line each delta came from, for errors.
-
-    """
-
-    action: list[int] = field(default_factory=list)
-    side: list[int] = field(default_factory=list)
-    price: list[str] = field(default_factory=list)
-    size: list[str] = field(default_factory=list)
-    flags: list[int] = field(default_factory=list)
-    sequence: list[int] = field(default_factory=list)
-    ts_event: list[int] = field(default_factory=list)
-    ts_init: list[int] = field(default_factory=list)
-    line: list[int] = field(default_factory=list)
-
-    def append(self, action: int, side: int, price: str, size: str, flags: int, sequence: int, ts_event: int, ts_init: int, line: int) -> None:
-        """Append one delta."""
-        self.action.append(action)
-        self.side.append(side)
-        self.price.append(price)
-        self.size.append(size)
-        self.flags.append(flags)
-        self.sequence.append(sequence)
-        self.ts_event.append(ts_event)
-        self.ts_init.append(ts_init)
-        self.line.append(line)
