@@ -130,6 +130,7 @@ _BOOKS = msgspec.json.Decoder(list[_BookData])
 _TRADES = msgspec.json.Decoder(list[_TradeData])
 _TICKERS = msgspec.json.Decoder(list[_TickerData])
 INGESTED_CHANNELS = ("books", "trades", "tickers")
+_CLEAR_LEVEL = ("0", "0", "0", "0")  # a snapshot's CLEAR row, in the flat list of levels
 _DELTA_SCHEMA = {
     "line": pl.Int64, "action": pl.UInt8, "side": pl.UInt8, "price": pl.String, "size": pl.String, "flags": pl.UInt8,
     "sequence": pl.UInt64, "ts_event": pl.UInt64, "ts_init": pl.UInt64,
@@ -172,8 +173,10 @@ class _BooksMessages:
         """
         if not self.line:
             return pl.DataFrame(schema=_DELTA_SCHEMA)
-        # Every message's levels, bids then asks, in one flat list: C loops (chain, map), no Python call per level.
-        levels = list(chain.from_iterable(chain.from_iterable(zip(self.bids, self.asks, strict=True))))
+        # Every message's rows as levels, in one flat list: a snapshot's CLEAR as a level "0" "0", then its bids, then
+        # its asks. C loops (chain, map, itemgetter): no Python call per level.
+        clear = [_CLEAR_LEVEL]
+        levels = list(chain.from_iterable(chain.from_iterable(zip(map(clear.__mul__, self.snapshot), self.bids, self.asks, strict=True))))
         messages = pl.DataFrame(
             {
                 "line": self.line,
@@ -188,38 +191,24 @@ class _BooksMessages:
                 "line": pl.Int64, "ts_init": pl.UInt64, "snapshot": pl.Boolean, "sequence": pl.UInt64, "ts_event": pl.UInt64,
                 "bids": pl.Int64, "asks": pl.Int64,
             },
-        ).with_row_index("message")
-        position = pl.int_ranges(0, pl.col("bids") + pl.col("asks"), dtype=pl.Int64)
-        level_rows = messages.select(pl.exclude("asks"), position.alias("position")).explode("position").filter(pl.col("position").is_not_null())
-        level_rows = level_rows.select(
-            "message",
-            "position",
+        )
+        # Position -1 is a snapshot's CLEAR; 0 .. bids-1 its bids; then its asks.
+        first = pl.when(pl.col("snapshot")).then(-1).otherwise(0)
+        rows = messages.select(pl.exclude("asks"), pl.int_ranges(first, pl.col("bids") + pl.col("asks"), dtype=pl.Int64).alias("position"))
+        rows = rows.explode("position").filter(pl.col("position").is_not_null())
+        is_clear = pl.col("position") < 0
+        last = (pl.col("position") >= pl.col("position").shift(-1)).fill_null(True)  # the next row starts another message
+        return rows.select(
             "line",
-            pl.when(pl.col("snapshot")).then(ACTION_ADD).otherwise(ACTION_UPDATE).cast(pl.UInt8).alias("action"),
-            pl.when(pl.col("position") < pl.col("bids")).then(SIDE_BUY).otherwise(SIDE_SELL).cast(pl.UInt8).alias("side"),
+            pl.when(is_clear).then(ACTION_CLEAR).when(pl.col("snapshot")).then(ACTION_ADD).otherwise(ACTION_UPDATE).cast(pl.UInt8).alias("action"),
+            pl.when(is_clear).then(SIDE_NONE).when(pl.col("position") < pl.col("bids")).then(SIDE_BUY).otherwise(SIDE_SELL).cast(pl.UInt8).alias("side"),
             pl.Series("price", list(map(itemgetter(0), levels)), dtype=pl.String),
             pl.Series("size", list(map(itemgetter(1), levels)), dtype=pl.String),
-            pl.when(pl.col("snapshot")).then(F_SNAPSHOT).otherwise(0).cast(pl.UInt8).alias("flags"),
+            (pl.when(pl.col("snapshot")).then(F_SNAPSHOT).otherwise(0) | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags"),
             "sequence",
             "ts_event",
             "ts_init",
         )
-        clears = messages.filter(pl.col("snapshot")).select(
-            "message",
-            pl.lit(-1, pl.Int64).alias("position"),
-            "line",
-            pl.lit(ACTION_CLEAR, pl.UInt8).alias("action"),
-            pl.lit(SIDE_NONE, pl.UInt8).alias("side"),
-            pl.lit("0").alias("price"),
-            pl.lit("0").alias("size"),
-            pl.lit(F_SNAPSHOT, pl.UInt8).alias("flags"),
-            "sequence",
-            "ts_event",
-            "ts_init",
-        )
-        rows = pl.concat([clears, level_rows]).sort("message", "position") if clears.height else level_rows
-        last = (pl.col("message") != pl.col("message").shift(-1)).fill_null(True)
-        return rows.with_columns((pl.col("flags") | pl.when(last).then(F_LAST).otherwise(0)).cast(pl.UInt8).alias("flags")).select(list(_DELTA_SCHEMA))
 
 
 @dataclass
@@ -823,9 +812,11 @@ class _FixedConverter:
 
     def __call__(self, values: Sequence[str] | pl.Series, precision: int, lines: Sequence[int] | pl.Series, what: str) -> pl.Series:
         text = pl.Series(values, dtype=pl.String)
-        self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
-        # OKX enforces tickSz and lotSz on every order, so a value off either grid means a wrong instrument file.
-        self._raise_on_first(values, off_grid_mask(text, precision), lines, what, f"a multiple of 10^-{precision} (the instrument's grid)")
+        # One pattern for the usual case (every value a decimal on the grid); the two detailed checks name the first bad one.
+        if not text.str.contains(rf"^\d{{1,22}}(\.\d{{0,{precision}}}0*)?$").fill_null(False).all():
+            self._raise_on_first(values, not_decimal_mask(text), lines, what, "a non-negative decimal string")
+            # OKX enforces tickSz and lotSz on every order, so a value off either grid means a wrong instrument file.
+            self._raise_on_first(values, off_grid_mask(text, precision), lines, what, f"a multiple of 10^-{precision} (the instrument's grid)")
         return to_fixed(text)
 
     def _raise_on_first(self, values: Sequence[str] | pl.Series, bad: pl.Series, lines: Sequence[int] | pl.Series, what: str, expected: str) -> None:
