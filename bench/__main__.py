@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.json is not None:
         results = {"trade_writer": ingest_trades.result_dict(writer), "dump_file": ingest_dump.result_dict(dump)}
         results |= {f"recording_{source}": ingest_recording.result_dict(result) for source, result in recordings.items()}
-        results["fixed_cost"] = run_fixed_cost.result_dict(fixed_cost)
         arguments.json.write_text(json.dumps(results, indent=2) + "\n")
     every = [writer, dump, *recordings.values()]
     if not all(result.identical for result in every):

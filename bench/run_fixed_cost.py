@@ -150,16 +150,5 @@ def report(result: FixedCostResult) -> str:
     return "\n".join(lines)
 
 
-def result_dict(result: FixedCostResult) -> dict[str, object]:
-    """Return the result as JSON-ready numbers."""
-    return {
-        "first": {"wall_secs": result.first.wall_secs, "engine_secs": result.first.engine_secs, "fixed_secs": result.first.fixed_secs},
-        "runs": [{"wall_secs": t.wall_secs, "engine_secs": t.engine_secs, "fixed_secs": t.fixed_secs, "tearsheet_bytes": t.tearsheet_bytes} for t in result.runs],
-        "median_fixed_secs": result.median.fixed_secs,
-        "target_fixed_secs": TARGET_FIXED_SECS,
-        "target_met": result.target_met,
-    }
-
-
 if __name__ == "__main__":
     print(report(run(int(sys.argv[1]) if len(sys.argv) > 1 else 3)))
