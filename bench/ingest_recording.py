@@ -1,16 +1,18 @@
 """
-End-to-end ingest of Binance websocket recordings: ``keel data ingest binance-spot`` / ``binance-usdm`` against nautilus's route.
+End-to-end ingest of websocket recordings: ``keel data ingest binance-spot`` / ``binance-usdm`` / ``okx`` against nautilus's route.
 
 Input: the shipped real recordings (``data/sample/binance_spot/btcusdt_20240808.gz``, the USDT-M 40-second
-slice) repeated into one long gzip recording (:func:`bench.recording_input.repeated_recording`), written once
-before timing. Both routes start from that file on disk and end with trades, quotes and L2 deltas in a
+slice, the 11-second OKX capture) repeated into one long gzip recording (:mod:`bench.recording_input`), written
+once before timing. Both routes start from that file on disk and end with trades, quotes and L2 deltas in a
 ``ParquetDataCatalog``:
 
-- Keel: :func:`keel.data.ingest.ingest_binance_spot` (or ``ingest_binance_usdm``), the function behind the
-  CLI: decode, every sequence and book check, exact decimals, the data checks, the all-or-nothing commit.
+- Keel: :func:`keel.data.ingest.ingest_binance_spot` (``ingest_binance_usdm``, ``ingest_okx_recording``), the
+  function behind the CLI: decode, every sequence, book and checksum check, exact decimals, the data checks,
+  the all-or-nothing commit.
 - nautilus: what a user of nautilus alone writes: ``json.loads`` per line, pandas frames, the
   ``TradeTickDataWrangler`` / ``QuoteTickDataWrangler`` / ``OrderBookDeltaDataWrangler`` and ``write_data``;
-  it checks nothing and applies no book rule (every diff level is written).
+  it checks nothing and applies no book rule (every diff or update level is written, snapshots included as
+  levels; OKX: only the ingested instrument's messages).
 
 Rows per second count every row the route wrote (trades + quotes + deltas). Read-back: the trades and quotes
 of both catalogs must agree on price, size, side or sizes, trade id and receive time (``ts_init``; the
@@ -20,6 +22,7 @@ wranglers can only derive ``ts_event`` from it by a constant, so it is not compa
 import gzip
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,18 +34,45 @@ from bench.ingest_trades import RouteTiming
 from bench.ingest_trades import TargetCheck
 from bench.ingest_trades import bench_folder
 from bench.ingest_trades import time_route
+from bench.recording_input import repeated_okx_recording
 from bench.recording_input import repeated_recording
 from keel.data.binance_usdm_ingest import SAMPLE_BINANCE_USDM_DIR
 from keel.data.binance_usdm_ingest import ingest_binance_usdm
 from keel.data.ingest import IngestReport
 from keel.data.ingest import SAMPLE_BINANCE_SPOT_DIR
 from keel.data.ingest import ingest_binance_spot
+from keel.data.okx_recording import ingest_okx_recording
+from keel.data.okx_recording import sample_okx_recordings
 
-SOURCES = {
-    "binance-spot": (SAMPLE_BINANCE_SPOT_DIR / "btcusdt_20240808.gz", 1, ingest_binance_spot),
-    "binance-usdm": (SAMPLE_BINANCE_USDM_DIR / "btcusdt_20240808_first40s.gz", 0, ingest_binance_usdm),
-}
 _DATA_TYPES = ("trade_tick", "quote_tick", "order_book_deltas")
+_NANOS_PER_SECOND = 1_000_000_000
+
+# (rows of a decoded line: trades, quotes, delta levels, each as the wrangler frames' columns)
+_Rows = tuple[list[tuple], list[tuple], list[tuple]]
+
+
+@dataclass(frozen=True)
+class RecordingSource:
+    """
+    One recording source of the benchmark.
+
+    Parameters
+    ----------
+    sample : Path
+        The shipped real recording that is repeated.
+    repeat : Callable[[Path, Path, int], Path]
+        Writes ``copies`` repetitions of ``sample`` to a ``.gz`` target: ``repeat(sample, target, copies)``.
+    ingest : Callable[..., IngestReport]
+        Keel's ingest, called as ``ingest([path], catalog)``.
+    nautilus_rows : Callable[[Path, str], _Rows]
+        The nautilus route's reading: the file's trades, quotes and delta levels of one instrument (venue symbol).
+
+    """
+
+    sample: Path
+    repeat: Callable[[Path, Path, int], Path]
+    ingest: Callable[..., IngestReport]
+    nautilus_rows: Callable[[Path, str], _Rows]
 
 
 @dataclass(frozen=True)
@@ -53,7 +83,7 @@ class RecordingBenchResult:
     Parameters
     ----------
     source : str
-        ``binance-spot`` or ``binance-usdm``.
+        A key of :data:`SOURCES`: ``binance-spot``, ``binance-usdm`` or ``okx``.
     keel : RouteTiming
         Keel's ingest, rows = what it wrote.
     nautilus : RouteTiming
@@ -80,12 +110,8 @@ class RecordingBenchResult:
         return TargetCheck(self.keel, self.nautilus)
 
 
-def ingest_nautilus(path: Path, instrument: Instrument, catalog: Path) -> int:
-    """nautilus's route: every line through ``json.loads``, pandas frames, the wranglers, ``write_data``; return the rows written."""
-    from nautilus_trader.persistence.wranglers import OrderBookDeltaDataWrangler
-    from nautilus_trader.persistence.wranglers import QuoteTickDataWrangler
-    from nautilus_trader.persistence.wranglers import TradeTickDataWrangler
-
+def binance_rows(path: Path, symbol: str) -> _Rows:
+    """Read a Binance recording as a nautilus user would: ``json.loads`` per line, every diff level an update (the file has one symbol)."""
     trades, quotes, deltas = [], [], []
     with gzip.open(path, "rt") as lines:
         for line in lines:
@@ -102,6 +128,61 @@ def ingest_nautilus(path: Path, instrument: Instrument, catalog: Path) -> int:
             else:
                 for side, levels in (("BUY", data["b"]), ("SELL", data["a"])):
                     deltas += [(int(ts), "DELETE" if float(size) == 0 else "UPDATE", side, price, size, 0, 0, data["u"]) for price, size in levels]
+    return trades, quotes, deltas
+
+
+def okx_rows(path: Path, inst_id: str) -> _Rows:
+    """Read a cryptofeed OKX recording as a nautilus user would: ``json.loads`` per push of ``inst_id``, every books level an update."""
+    trades, quotes, deltas = [], [], []
+    channel_of = {f'"channel":"{channel}","instId":"{inst_id}"': channel for channel in ("books", "trades", "tickers")}
+    with gzip.open(path, "rt") as lines:
+        for line in lines:
+            if line.startswith("wss://"):
+                continue  # connection and subscription lines
+            ts, payload = line.split(": ", 1)
+            channel = next((name for marker, name in channel_of.items() if marker in payload), None)
+            if channel is None:
+                continue
+            message = json.loads(payload)
+            if "data" not in message:
+                continue  # a subscription acknowledgement
+            seconds, _, fraction = ts.partition(".")
+            ts_init = int(seconds) * _NANOS_PER_SECOND + int(fraction.ljust(9, "0"))  # exact, as floats would not be
+            for data in message["data"]:
+                if channel == "trades":
+                    trades.append((ts_init, data["px"], data["sz"], data["side"] == "sell", data["tradeId"]))
+                elif channel == "tickers":
+                    quotes.append((ts_init, data["bidPx"], data["askPx"], data["bidSz"], data["askSz"]))
+                else:
+                    for side, levels in (("BUY", data["bids"]), ("SELL", data["asks"])):
+                        deltas += [(ts_init, "DELETE" if float(level[1]) == 0 else "UPDATE", side, level[0], level[1], 0, 0, 0) for level in levels]
+    return trades, quotes, deltas
+
+
+SOURCES = {
+    "binance-spot": RecordingSource(
+        SAMPLE_BINANCE_SPOT_DIR / "btcusdt_20240808.gz",
+        lambda sample, target, copies: repeated_recording(sample, target, copies, bridge_offset=1),
+        ingest_binance_spot,
+        binance_rows,
+    ),
+    "binance-usdm": RecordingSource(
+        SAMPLE_BINANCE_USDM_DIR / "btcusdt_20240808_first40s.gz",
+        lambda sample, target, copies: repeated_recording(sample, target, copies, bridge_offset=0),
+        ingest_binance_usdm,
+        binance_rows,
+    ),
+    "okx": RecordingSource(sample_okx_recordings()[0], repeated_okx_recording, ingest_okx_recording, okx_rows),
+}
+
+
+def ingest_nautilus(source: RecordingSource, path: Path, instrument: Instrument, catalog: Path) -> int:
+    """nautilus's route: the source's ``json.loads`` reading, pandas frames, the wranglers, ``write_data``; return the rows written."""
+    from nautilus_trader.persistence.wranglers import OrderBookDeltaDataWrangler
+    from nautilus_trader.persistence.wranglers import QuoteTickDataWrangler
+    from nautilus_trader.persistence.wranglers import TradeTickDataWrangler
+
+    trades, quotes, deltas = source.nautilus_rows(path, instrument.raw_symbol.value)
     catalog_writer = ParquetDataCatalog(str(catalog))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the v1 wranglers are the documented route still
@@ -162,15 +243,18 @@ def run(source: str, rows: int, repeats: int = 3, work_dir: Path | None = None) 
     RecordingBenchResult
 
     """
-    sample, bridge_offset, ingest = SOURCES[source]
+    recording = SOURCES[source]
     with bench_folder(work_dir, "keel-bench-recording-") as folder:
-        probe = ingest([sample], folder / "probe")
+        probe = recording.ingest([recording.sample], folder / "probe")
         instrument = _instrument(probe)
-        path = repeated_recording(sample, folder / f"{source}.gz", max(1, round(rows / _keel_rows(probe))), bridge_offset)
+        # cryptofeed names files <connection>.<rotation>(.gz): the repeated OKX file keeps the sample's name.
+        path = recording.repeat(recording.sample, folder / recording.sample.name, max(1, round(rows / _keel_rows(probe))))
         reports: list[IngestReport] = []
         counts: list[int] = []
-        keel_run, keel_catalog = time_route("keel", 0, lambda catalog: reports.append(ingest([path], catalog)), folder, repeats)
-        nautilus_run, nautilus_catalog = time_route("nautilus", 0, lambda catalog: counts.append(ingest_nautilus(path, instrument, catalog)), folder, repeats)
+        keel_run, keel_catalog = time_route("keel", 0, lambda catalog: reports.append(recording.ingest([path], catalog)), folder, repeats)
+        nautilus_run, nautilus_catalog = time_route(
+            "nautilus", 0, lambda catalog: counts.append(ingest_nautilus(recording, path, instrument, catalog)), folder, repeats
+        )
         keel = RouteTiming("keel", _keel_rows(reports[-1]), keel_run.seconds)
         nautilus = RouteTiming("nautilus", counts[-1], nautilus_run.seconds)
         identical = read_back(keel_catalog, nautilus_catalog, instrument.id.value)

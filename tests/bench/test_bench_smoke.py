@@ -26,6 +26,7 @@ def test_bench_reports_every_route_and_identical_read_back(tmp_path: Path) -> No
         "dump_file": {"keel", "wrangler"},
         "recording_binance-spot": {"keel", "nautilus"},
         "recording_binance-usdm": {"keel", "nautilus"},
+        "recording_okx": {"keel", "nautilus"},
     }
     assert set(results) == set(expected_routes)
     for name, result in results.items():
