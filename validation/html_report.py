@@ -1,23 +1,29 @@
-"""The gate report as one self-contained HTML file, readable offline.
+"""The gate report as one self-contained HTML file, readable offline, without JavaScript.
 
-plotly.js is embedded once (the machine running the gate may be offline, so no CDN), with two figures: live
-against backtest over the session (price with both sides' fills, P&L, position) and the calibration (the
-measured order round trips, the whole distribution, and the latency the backtest used). Tables: the checks,
-P&L by component, every order of both sides, and the venue-model settings the backtest ran with.
+The charts are inline SVG drawn with the tearsheet's pieces (``keel.backtests.tearsheet``; the machine running
+the gate may be offline, and a plotting library embedded in every report weighed 4 MB): live against backtest
+over the session (price with both sides' fills, P&L, position) and the calibration (the measured order round
+trips, the whole distribution, and the latency the backtest used). Tables: the checks, P&L by component, every
+order of both sides, and the venue-model settings the backtest ran with.
 """
 
 import html
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-import plotly.graph_objects as go
 import polars as pl
-from plotly.subplots import make_subplots
 
-from keel.backtests.performance import equity_curve
-from keel.backtests.tearsheet import as_times
-from keel.backtests.tearsheet import thin_rows
+from keel.backtests.tearsheet import MARGIN_LEFT
+from keel.backtests.tearsheet import STYLE
+from keel.backtests.tearsheet import Frame
+from keel.backtests.tearsheet import Line
+from keel.backtests.tearsheet import fill_markers
+from keel.backtests.tearsheet import nice_ticks
+from keel.backtests.tearsheet import time_panel
+from keel.pnl import InstrumentTerms
+from keel.pnl import equity_curve
 from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.recorded_session import RecordedSession
 
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from keel.validation.gate import GateReport
 
 ROUND_TRIP_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+LATENCY_BINS = 40
+BACKTEST_COLOUR = "orange"
+LIVE_COLOUR = "navy"
 
 
 def write_html_report(
@@ -38,9 +47,8 @@ def write_html_report(
     backtest_fills: pl.DataFrame,
 ) -> Path:
     """Write the HTML gate report to ``path``."""
-    base = session.instrument.base_currency.code
     trades = backtest_equity.select("ts", "price")
-    live_equity = equity_curve(session.fills, trades, base)
+    live_equity = equity_curve(session.fills, trades, InstrumentTerms.of(session.instrument))
     currency = session.instrument.quote_currency.code
     sections = [
         f"<h1>Gate: {'PROMOTE' if report.promoted else 'REJECT'}</h1>",
@@ -52,9 +60,7 @@ def write_html_report(
         ),
         *(["<h2>Reasons</h2>", _list([_e(reason) for reason in report.reasons])] if report.reasons else []),
         "<h2>Live against the backtest</h2>",
-        _comparison_figure(trades, session.fills, backtest_fills, live_equity, backtest_equity, currency).to_html(
-            include_plotlyjs=True, full_html=False
-        ),
+        _comparison_figure(trades, session.fills, backtest_fills, live_equity, backtest_equity, currency),
         "<h2>Checks</h2>",
         _table(
             ["check", "value", "threshold", "result"],
@@ -68,12 +74,9 @@ def write_html_report(
         _calibration(report, venue),
     ]
     if report.round_trips_ms.len():
-        # plotly.js is already in the page: the second figure only needs its div.
-        sections.append(_latency_figure(report.round_trips_ms, report.backtest_latency_ms).to_html(include_plotlyjs=False, full_html=False))
+        sections.append(_latency_figure(report.round_trips_ms, report.backtest_latency_ms))
     document = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Keel gate report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}</style></head><body>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Keel gate report</title><style>{STYLE}</style></head><body>"
         + "\n".join(sections)
         + "</body></html>"
     )
@@ -88,48 +91,46 @@ def _comparison_figure(
     live_equity: pl.DataFrame,
     backtest_equity: pl.DataFrame,
     currency: str,
-) -> go.Figure:
-    figure = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        row_heights=[0.5, 0.25, 0.25],
-        vertical_spacing=0.05,
-        subplot_titles=("Price and fills", f"P&L ({currency}, net of fees)", "Position"),
+) -> str:
+    spans = [frame[column] for frame, column in ((trades, "ts"), (live_fills, "ts_event"), (backtest_fills, "ts_event")) if frame.height]
+    span = (min(int(ts.min()) for ts in spans), max(int(ts.max()) for ts in spans)) if spans else (0, 1)
+    # Backtest fills hollow and larger, live fills solid inside them: a matched pair reads as one filled marker.
+    markers = fill_markers(backtest_fills, "backtest", hollow=True, size=7.0) + fill_markers(live_fills, "live", size=4.0)
+    curves = (("backtest", backtest_equity, BACKTEST_COLOUR), ("live", live_equity, LIVE_COLOUR))
+    return "".join(
+        [
+            time_panel("Price and fills", [Line("last trade", trades["ts"], trades["price"], "grey", width=1.0)], markers, span, height=320),
+            time_panel(f"P&L ({currency}, net of fees)", [Line(f"{label} P&L", curve["ts"], curve["pnl"], colour) for label, curve, colour in curves], [], span),
+            time_panel("Position", [Line(f"{label} position", curve["ts"], curve["position"], colour, step=True) for label, curve, colour in curves], [], span),
+        ],
     )
-    prices = thin_rows(trades)
-    figure.add_trace(go.Scattergl(x=as_times(prices["ts"]), y=prices["price"], name="last trade", line={"width": 1, "color": "grey"}), row=1, col=1)
-    for label, fills, symbol_suffix, size in (("backtest", backtest_fills, "-open", 12), ("live", live_fills, "", 7)):
-        for side, colour, symbol in (("BUY", "green", "triangle-up"), ("SELL", "red", "triangle-down")):
-            side_fills = fills.filter(pl.col("order_side") == side)
-            figure.add_trace(
-                go.Scatter(
-                    x=as_times(side_fills["ts_event"]),
-                    y=side_fills["last_px"],
-                    mode="markers",
-                    name=f"{label} {side.lower()}",
-                    marker={"color": colour, "symbol": symbol + symbol_suffix, "size": size},
-                ),
-                row=1,
-                col=1,
-            )
-    for label, curve, colour in (("backtest", backtest_equity, "orange"), ("live", live_equity, "navy")):
-        thinned = thin_rows(curve)
-        figure.add_trace(go.Scattergl(x=as_times(thinned["ts"]), y=thinned["pnl"], name=f"{label} P&L", line={"color": colour}), row=2, col=1)
-        figure.add_trace(
-            go.Scattergl(x=as_times(thinned["ts"]), y=thinned["position"], name=f"{label} position", line={"color": colour, "shape": "hv"}),
-            row=3,
-            col=1,
+
+
+def _latency_figure(round_trips_ms: pl.Series, backtest_latency_ms: float) -> str:
+    low = min(float(round_trips_ms.min()), backtest_latency_ms)
+    high = max(float(round_trips_ms.max()), backtest_latency_ms)
+    width = (high - low) / LATENCY_BINS or 1.0
+    bins = ((round_trips_ms.cast(pl.Float64) - low) / width).floor().clip(0, LATENCY_BINS - 1).cast(pl.Int64).value_counts()
+    counts = dict(zip(bins[bins.columns[0]].to_list(), bins["count"].to_list(), strict=True))
+    frame = Frame((low, low + width * LATENCY_BINS), (0.0, max(counts.values()) * 1.1), 260)
+    step, ticks = nice_ticks(*frame.x_range)
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    body = [frame.grid([(tick, f"{tick:.{decimals}f}") for tick in ticks])]
+    for index, count in counts.items():
+        left, right = frame.x(low + index * width), frame.x(low + (index + 1) * width)
+        top = frame.y(count)
+        body.append(
+            f"<rect x='{left:.1f}' y='{top:.1f}' width='{max(right - left - 1, 1):.1f}' height='{frame.y(0) - top:.1f}' fill='steelblue'>"
+            f"<title>{count} round trips in [{low + index * width:.3f}, {low + (index + 1) * width:.3f}) ms</title></rect>"
         )
-    figure.update_layout(height=900, showlegend=True)
-    return figure
-
-
-def _latency_figure(round_trips_ms: pl.Series, backtest_latency_ms: float) -> go.Figure:
-    figure = go.Figure(go.Histogram(x=round_trips_ms.to_list(), name="order round trips", nbinsx=40))
-    figure.add_vline(x=backtest_latency_ms, line_dash="dash", annotation_text=f"backtest latency {backtest_latency_ms:.2f} ms")
-    figure.update_layout(title="Measured order round trips (OrderSubmitted to the venue's first answer, node clock)", xaxis_title="ms", height=400)
-    return figure
+    x = frame.x(backtest_latency_ms)
+    body.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{frame.y(frame.y_range[1]):.1f}' y2='{frame.y(0):.1f}' stroke='black' stroke-dasharray='5,4'/>")
+    anchor = "end" if x > MARGIN_LEFT + frame.plot_width / 2 else "start"
+    body.append(f"<text x='{x + (-4 if anchor == 'end' else 4):.1f}' y='20' text-anchor='{anchor}'>backtest latency {backtest_latency_ms:.2f} ms</text>")
+    return (
+        "<figure><figcaption>Measured order round trips (OrderSubmitted to the venue's first answer, node clock), ms</figcaption>"
+        f"{frame.svg(''.join(body))}</figure>"
+    )
 
 
 def _calibration(report: "GateReport", venue: "VenueModel") -> str:
