@@ -366,9 +366,11 @@ def _quote_pieces(texts: pl.Series, template: list[str], key_positions: set[int]
     The layout: as many pieces as the template, and the same text in every piece that is not a value. Odd
     pieces are strings: a key (kept) or a string value (any text). Even pieces are the structure between
     strings (kept), or hold a number or boolean value after its key (``:123,``: any text). polars' CSV reader
-    does the split, with the double quote as the separator: one parallel pass over the kind's lines.
+    does the split, with the double quote as the separator: one parallel pass over the kind's lines. It refuses
+    a line with more pieces, and reads the missing pieces of a shorter one as empty: the last piece (never
+    empty in a Binance frame, ``}}`` or ``:true}}``) tells those apart without counting quotes.
     """
-    if not (texts.str.count_matches('"', literal=True) == len(template) - 1).all():
+    if not template[-1] and not (texts.str.count_matches('"', literal=True) == len(template) - 1).all():
         return None
     try:
         pieces = pl.read_csv(
@@ -377,7 +379,7 @@ def _quote_pieces(texts: pl.Series, template: list[str], key_positions: set[int]
         )
     except pl.exceptions.PolarsError:
         return None
-    if pieces.height != len(texts) or pieces.width != len(template):
+    if pieces.height != len(texts) or pieces.width != len(template) or (template[-1] and not (pieces.to_series(-1) != "").all()):
         return None
     for index, piece in enumerate(template):
         is_number = index - 1 in key_positions and piece.strip() != ":"
