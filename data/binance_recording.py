@@ -491,9 +491,9 @@ def read_recording_chunks(
     block = next(blocks, None)
     while block is not None:
         following = next(blocks, None)
-        first_line, data = block
-        reader.read(decode_block(path, market, data, first_line, reader.last_ts))
-        last_line = first_line + data.count(b"\n") - (0 if data.endswith(b"\n") else 1)
+        first_line, data, line_ends = block
+        reader.read(decode_block(path, market, data, first_line, reader.last_ts, line_ends))
+        last_line = first_line + line_ends - (0 if data.endswith(b"\n") else 1)
         if following is None:
             if not reader.data_lines:
                 raise DataInputError(path, f"empty file ({last_line} lines, none with data): expected a Binance recording, '<local receive ns> <json>' lines")
@@ -502,30 +502,32 @@ def read_recording_chunks(
         block = following
 
 
-def _blocks(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[tuple[int, bytes]]:
+def _blocks(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[tuple[int, bytes, int]]:
     """
-    Yield ``(first line number, block)``: whole lines of the uncompressed file, about ``chunk_bytes`` each.
+    Yield ``(first line number, block, line ends in it)``: whole lines of the uncompressed file, about ``chunk_bytes`` each.
 
     A block other than the last ends before the lines of its last receive time (they open the next block), so
-    catalog files of consecutive chunks never share an instant. An empty file yields one empty block.
+    catalog files of consecutive chunks never share an instant. An empty file yields one empty block. Each
+    piece's line ends are counted once (:func:`_pieces`): a count is a pass over a hundred megabytes.
     """
     line = 1
-    pending = b""
+    pending, pending_ends = b"", 0
     pieces = _pieces(path, chunk_bytes, progress)
     piece = next(pieces)
     while piece is not None:
         following = next(pieces, None)
-        data = pending + piece
+        data, data_ends = pending + piece[0], pending_ends + piece[1]
         cut = len(data) if following is None else _last_instant_start(data)
         block, pending = data[:cut], data[cut:]
+        pending_ends = pending.count(b"\n")  # the lines of one receive time: a few
         if block or following is None:
-            yield line, block
-            line += block.count(b"\n")
+            yield line, block, data_ends - pending_ends
+            line += data_ends - pending_ends
         piece = following
 
 
-def _pieces(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[bytes]:
-    """Yield the uncompressed file in line-cut pieces (:class:`LineChunks`), naming the line reached on a gzip error."""
+def _pieces(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> Iterator[tuple[bytes, int]]:
+    """Yield the uncompressed file in line-cut pieces (:class:`LineChunks`) with their line ends, naming the line reached on a gzip error."""
     chunks = None
     try:
         with open(path, "rb") as raw:
@@ -536,10 +538,11 @@ def _pieces(path: Path, chunk_bytes: int, progress: IngestProgress | None) -> It
             chunks = LineChunks(stream, chunk_bytes, read_bytes=1 << 20)
             lines = 0
             for piece in chunks:
-                lines += piece.count(b"\n")
+                line_ends = piece.count(b"\n")
+                lines += line_ends
                 if progress is not None:
                     progress.advance(lines, raw.tell())
-                yield piece
+                yield piece, line_ends
     except FileNotFoundError:
         raise DataInputError(path, "file not found: expected a Binance recording, '<local receive ns> <json>' lines") from None
     except EOFError:

@@ -61,7 +61,7 @@ class DecodedBlock:
     last_ts: int
 
 
-def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: int, previous_ts: int) -> DecodedBlock:
+def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: int, previous_ts: int, line_ends: int) -> DecodedBlock:
     """
     Decode and check the lines of ``block``, whose first line is line ``first_line`` of ``path``.
 
@@ -77,6 +77,8 @@ def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: 
         The 1-based file line of the block's first line.
     previous_ts : int
         The receive time of the line before the block (-1 at the start of the file).
+    line_ends : int
+        How many ``\n`` the block holds (its reader counted them).
 
     Returns
     -------
@@ -94,7 +96,7 @@ def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: 
         empty = pl.DataFrame(schema={"line": pl.Int64, "ts_init": pl.Int64})
         decoded = {kind: pl.concat([empty, pl.DataFrame(schema=_data_fields(market, kind)[0])], how="horizontal") for kind in _KINDS}
         return DecodedBlock(decoded["trade"], decoded["bookTicker"], decoded["depth"], [], {}, previous_ts)
-    frame = _split_lines(block, first_line)
+    frame = _split_lines(block, first_line, line_ends)
     if frame is None:
         scan.raise_first("a line that is not '<local receive ns> <json>'")
     _check_time_order(path, frame, previous_ts)
@@ -127,7 +129,7 @@ def decode_block(path: Path, market: "BinanceMarket", block: bytes, first_line: 
     )
 
 
-def _split_lines(block: bytes, first_line: int) -> pl.DataFrame | None:
+def _split_lines(block: bytes, first_line: int, line_ends: int) -> pl.DataFrame | None:
     """
     Return ``line, ts_init, payload`` of the block's non-empty lines, or None if one is not ``<int> <text>``.
 
@@ -140,7 +142,7 @@ def _split_lines(block: bytes, first_line: int) -> pl.DataFrame | None:
             schema={"ts_init": pl.Int64, "payload": pl.String},
         )
         lines = pl.int_range(first_line, first_line + split.height, dtype=pl.Int64, eager=True)
-        if block.count(b"\n") + (0 if block.endswith(b"\n") else 1) != split.height:
+        if line_ends + (0 if block.endswith(b"\n") else 1) != split.height:
             raise pl.exceptions.ComputeError("blank lines: count them below")
         frame = split.with_columns(lines.alias("line")).select("line", "ts_init", "payload")
     except pl.exceptions.PolarsError:
@@ -374,7 +376,7 @@ def _quote_pieces(texts: pl.Series, template: list[str], key_positions: set[int]
         return None
     try:
         pieces = pl.read_csv(
-            io.BytesIO(texts.str.join("\n")[0].encode()), has_header=False, separator='"', quote_char=None,
+            io.BytesIO(texts.str.join("\n").cast(pl.Binary)[0]), has_header=False, separator='"', quote_char=None,
             infer_schema=False, empty_string_is_null=False,
         )
     except pl.exceptions.PolarsError:
