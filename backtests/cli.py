@@ -18,7 +18,10 @@ def backtest(
     catalog: Annotated[Path | None, typer.Option(help="Catalog folder (default $KEEL_HOME/catalog).")] = None,
     start: Annotated[str | None, typer.Option(help="Window start, ISO-8601 UTC (default: first data).")] = None,
     end: Annotated[str | None, typer.Option(help="Window end, ISO-8601 UTC (default: last data).")] = None,
-    venue_config: Annotated[Path | None, typer.Option(help="Venue model file (default configs/venues/<venue>.yaml).")] = None,
+    venue_config: Annotated[
+        list[Path] | None,
+        typer.Option(help="Venue model file replacing the shipped one of its venue (configs/venues/<venue>.yaml); repeatable."),
+    ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run folder to create (default $KEEL_HOME/runs/<time>-<name>).")] = None,
     mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="Record the run in MLflow.")] = True,
 ) -> None:
@@ -38,20 +41,20 @@ def backtest(
 
     try:
         loaded = load_variant(variant)
-        venue = load_venue_model(venue_config) if venue_config else None
+        venues = [load_venue_model(path) for path in venue_config or []]
         outcome = run_backtest(
             loaded,
             catalog or default_catalog_path(),
             run_dir=run_dir,
             start=start,
             end=end,
-            venue=venue,
+            venues=venues,
             log_to_mlflow=mlflow,
         )
     except (VariantError, VenueModelError, BacktestInputError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
-    _print_summary(outcome.summary)
+    _print_summary(outcome.summary.to_primitives())
     typer.echo(f"run folder: {outcome.run_dir}")
     typer.echo(f"tearsheet:  {outcome.run_dir / 'tearsheet.html'}")
 

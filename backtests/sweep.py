@@ -2,7 +2,7 @@
 
 The search space lives beside the variant (``<variant>.sweep.yaml``)::
 
-    objective: pnl_net        # a key of summary.json
+    objective: pnl_net        # a numeric field of summary.json (backtests.result.RunSummary)
     direction: maximize
     min_round_trips: 3        # fewer round trips: the trial is pruned, not scored
     parameters:
@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import optuna
 
+from keel.backtests.result import NUMERIC_FIELDS
 from keel.backtests.runner import run_backtest
 from keel.config_files import load_struct
 from keel.settings import sweeps_dir
@@ -124,6 +125,8 @@ def space_path_for(variant_path: Path) -> Path:
 def load_space(path: Path, variant: Variant) -> SearchSpace:
     """Load a search-space file and check it against the variant's config."""
     space = load_struct(path, SearchSpace, SweepError, "search-space")
+    if space.objective not in NUMERIC_FIELDS:
+        raise SweepError(f"{path}: objective: expected a numeric field of a run summary {sorted(NUMERIC_FIELDS)}, got {space.objective!r}")
     if space.direction not in ("maximize", "minimize"):
         raise SweepError(f"{path}: direction: expected 'maximize' or 'minimize', got {space.direction!r}")
     for name, parameter in space.parameters.items():
@@ -189,12 +192,11 @@ def run_sweep(
             tearsheet=False,
         )
         summary = outcome.summary
-        for key, value in summary.items():
-            if isinstance(value, int | float | str) and not isinstance(value, bool):
-                trial.set_user_attr(key, value)
-        if summary["round_trips"] < space.min_round_trips:
-            raise optuna.TrialPruned(f"{summary['round_trips']} round trips < {space.min_round_trips}")
-        value = summary.get(space.objective)
+        for key, value in summary.metrics().items():
+            trial.set_user_attr(key, value)
+        if summary.round_trips < space.min_round_trips:
+            raise optuna.TrialPruned(f"{summary.round_trips} round trips < {space.min_round_trips}")
+        value = summary.metric(space.objective)
         if value is None:
             raise optuna.TrialPruned(f"objective {space.objective} undefined for this trial")
         return float(value)

@@ -17,6 +17,7 @@ from nautilus_trader.common.config import ImportableActorConfig
 
 from keel.config_files import load_struct
 from keel.settings import CONFIGS_DIR
+from keel.variant import Variant
 
 
 class VenueModelError(ValueError):
@@ -166,6 +167,8 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     starting_balances : list[str]
         Balances at the start, e.g. ``["10000 USDT", "0.001 BTC"]``. A little base asset is held because
         Binance takes the buy commission in the bought asset, as the emulator does.
+    default_leverage : float, default 1.0
+        Leverage of a ``MARGIN`` account (nautilus's margin model; 1.0 holds the full notional as margin).
     book_type : str, default "L2_MBP"
         ``L2_MBP`` matches market orders against the depth rebuilt from the catalog's order book deltas.
     close_out_before_end_ms : float, default 1000.0
@@ -184,6 +187,7 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     account_type: str = "CASH"
     oms_type: str = "NETTING"
     starting_balances: list[str] = msgspec.field(default_factory=lambda: ["10000 USDT", "0.001 BTC", "0.01 ETH"])
+    default_leverage: float = 1.0
     book_type: str = "L2_MBP"
     close_out_before_end_ms: float = 1000.0
     fees: FeeKnob = FeeKnob()
@@ -197,6 +201,7 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             oms_type=self.oms_type,
             account_type=self.account_type,
             starting_balances=self.starting_balances,
+            default_leverage=self.default_leverage,
             book_type=self.book_type,
             fee_model=self.fees.to_config(),
             latency_model=self.latency.to_config(),
@@ -245,3 +250,32 @@ def venue_model_for(venue: str) -> VenueModel:
     if not path.is_file():
         raise VenueModelError(f"no venue model for venue {venue!r}: expected {path}")
     return load_venue_model(path)
+
+
+def venue_models_for(variant: Variant) -> dict[str, VenueModel]:
+    """
+    Return the shipped venue model of each of the variant's venues, keyed by nautilus venue (``BINANCE``).
+
+    Raises
+    ------
+    VenueModelError
+        If two of the variant's models simulate the same nautilus venue (nautilus runs one account per venue),
+        or an instrument's venue has no model among the variant's venues.
+    """
+    models: dict[str, VenueModel] = {}
+    for name in variant.venues:
+        model = venue_model_for(name)
+        if model.name in models:
+            raise VenueModelError(
+                f"variant {variant.name!r}: venues {variant.venues} hold two models of venue {model.name}; a variant trades "
+                "one account per venue",
+            )
+        models[model.name] = model
+    for instrument_id in variant.instrument_ids:
+        venue = instrument_id.rsplit(".", 1)[-1]
+        if venue not in models:
+            raise VenueModelError(
+                f"variant {variant.name!r}: instrument {instrument_id} trades on {venue}, but none of its venues "
+                f"{variant.venues} models {venue} (their venues: {sorted(models)})",
+            )
+    return models

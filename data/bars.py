@@ -34,6 +34,7 @@ from keel.data.ingest import commit_tables
 from keel.data.instrument_history import InstrumentVersions
 from keel.data.instrument_history import read_on_version_in_force
 from keel.data.quality import CheckPolicies
+from keel.timestamps import iso_utc
 
 SPOT = "spot"
 FUTURES = "futures"
@@ -335,7 +336,7 @@ def checked_bar_frame(columns: pl.DataFrame, interval: BarInterval, source: Path
         previous, current = int(columns["open_time"][index - 1]), int(columns["open_time"][index])
         raise DataInputError(
             source,
-            f"field 'open_time': bar opens {_iso(current)}, {_duration(current - previous)} after the previous bar ({_iso(previous)}): "
+            f"field 'open_time': bar opens {iso_utc(current)}, {_duration(current - previous)} after the previous bar ({iso_utc(previous)}): "
             f"expected consecutive {interval.step}-{interval.aggregation} bars",
             int(columns["row"][index]),
         )
@@ -350,7 +351,7 @@ def checked_bar_frame(columns: pl.DataFrame, interval: BarInterval, source: Path
             index = int(mask.arg_true()[0])
             bar = columns.row(index, named=True)
             values = ", ".join(f"{name}={bar[name].normalize()}" for name in OHLCV_FIELDS)
-            raise DataInputError(source, f"field '{field}': bar at {_iso(bar['open_time'])} has {values}: expected {expected}", int(bar["row"]))
+            raise DataInputError(source, f"field '{field}': bar at {iso_utc(bar['open_time'])} has {values}: expected {expected}", int(bar["row"]))
     close_time = (columns["open_time"] + interval.nanoseconds).cast(pl.UInt64)
     return columns.select(*OHLCV_FIELDS).with_columns(ts_event=close_time, ts_init=close_time)
 
@@ -540,9 +541,6 @@ def _raise_on_first(bad: pl.Series, values: pl.Series, rows: pl.Series, field: s
         index = int(bad.arg_true()[0])
         raise DataInputError(source, f"field '{field}' is {values[index]!r}: expected {expected}", int(rows[index]))
 
-
-def _iso(ts: int) -> str:
-    return pl.Series([ts]).cast(pl.Datetime("ns", "UTC")).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")[0]
 
 
 def _duration(nanoseconds: int) -> str:

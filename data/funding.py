@@ -35,6 +35,7 @@ from keel.data.ingest import commit_tables
 from keel.data.instrument_history import InstrumentVersions
 from keel.data.instrument_history import read_on_version_in_force
 from keel.data.quality import CheckPolicies
+from keel.timestamps import iso_utc
 
 BINANCE_FUNDING_INTERVAL_MINUTES = 480
 RATE_PRECISION = 8
@@ -233,7 +234,7 @@ def _table(path: Path, instrument: Instrument, ts: pl.Series, rate: pl.Series, r
         index = int(wrong.arg_true()[0])
         raise DataInputError(
             path,
-            f"field '{time_field}': funding at {_iso(int(ts[index]))} comes {int(step[index]) / 60_000_000_000:g} min after the previous one: "
+            f"field '{time_field}': funding at {iso_utc(int(ts[index]))} comes {int(step[index]) / 60_000_000_000:g} min after the previous one: "
             f"expected one settlement every {interval_minutes} min, in time order",
             int(rows[index]),
         )
@@ -248,6 +249,3 @@ def _table(path: Path, instrument: Instrument, ts: pl.Series, rate: pl.Series, r
     )
     return SourceTable(FUNDING_RATE_UPDATE, instrument.id.value, instrument, frame, path)
 
-
-def _iso(ts: int) -> str:
-    return pl.Series([ts]).cast(pl.Datetime("ns", "UTC")).dt.to_string("%Y-%m-%dT%H:%M:%S%.3fZ")[0]

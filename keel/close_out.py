@@ -1,9 +1,11 @@
-"""Stop every strategy at a given simulated time, so close-on-stop happens while market data still flows.
+"""The close-out controller every node has: it stops every strategy at a given time, so close-on-stop happens
+while market data still flows.
 
 A backtest that simply runs out of data stops its strategies after the last data point: their close-out
 orders then wait in the simulated latency queue forever and the run ends holding a position. Live, a node
-stops while the venue is still there and the close-out fills. This controller reproduces the live order of
-events: it stops the strategies shortly before the data ends.
+stops while the venue is still there and the close-out fills. In a backtest this controller reproduces the
+live order of events: it stops the strategies shortly before the data ends. Live nodes get it without a stop
+time today (the node's own stop closes out); it is the place for flattening with retries.
 """
 
 import pandas as pd
@@ -19,12 +21,13 @@ class CloseOutControllerConfig(ActorConfig, frozen=True, kw_only=True):
 
     Parameters
     ----------
-    stop_at_ns : int
-        Simulated time (ns since epoch) at which every running strategy is stopped.
+    stop_at_ns : int, optional
+        Node time (ns since epoch: simulated in a backtest, wall time live) at which every running strategy is
+        stopped; None sets no timer.
 
     """
 
-    stop_at_ns: int
+    stop_at_ns: int | None = None
 
 
 class CloseOutController(Controller):
@@ -34,6 +37,8 @@ class CloseOutController(Controller):
         super().__init__(trader=trader, config=config)
 
     def on_start(self) -> None:
+        if self.config.stop_at_ns is None:
+            return
         self.clock.set_time_alert(
             name="keel-close-out",
             alert_time=pd.Timestamp(self.config.stop_at_ns, unit="ns", tz="UTC"),

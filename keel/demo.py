@@ -50,7 +50,7 @@ def demo(
 
     _step(2, f"backtest {BASE_VARIANT.name}")
     backtest = run_backtest(load_variant(BASE_VARIANT), catalog)
-    summary = backtest.summary
+    summary = backtest.summary.to_primitives()
     typer.echo(f"   net P&L {summary['pnl_net']:.4f} {summary['currency']} (gross {summary['pnl_gross']:.4f}, fees {summary['fees']:.4f}), {summary['round_trips']} round trips")
     audit = summary.get("fill_audit")
     if audit and audit["share_better"] is not None:

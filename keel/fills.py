@@ -12,6 +12,8 @@ from nautilus_trader.model.enums import liquidity_side_to_str
 from nautilus_trader.model.enums import order_side_to_str
 from nautilus_trader.model.events import OrderFilled
 
+from keel.atomic_files import write_parquet_atomic
+
 FILLS_SCHEMA: dict[str, pl.DataType] = {
     "ts_event": pl.Int64(),  # venue time of the fill, ns since epoch
     "ts_init": pl.Int64(),  # time the node created the event, ns since epoch
@@ -56,10 +58,7 @@ def fills_frame(events: Iterable[OrderFilled]) -> pl.DataFrame:
 
 def write_fills(frame: pl.DataFrame, path: Path) -> Path:
     """Write a fills table to Parquet atomically."""
-    temporary = path.with_suffix(".parquet.tmp")
-    frame.write_parquet(temporary)
-    temporary.replace(path)
-    return path
+    return write_parquet_atomic(frame, path)
 
 
 def read_fills(path: Path) -> pl.DataFrame:

@@ -1,9 +1,10 @@
 """Variant files: one strategy configuration, run unchanged in backtest and live.
 
-A variant file is YAML (or JSON) naming the strategy class, its config class and the config values::
+A variant file is YAML (or JSON) naming the venue models its instruments trade on, the strategy class, its
+config class and the config values::
 
     name: ema_cross_btcusdt
-    venue: binance_spot
+    venues: [binance_spot]
     strategy:
       strategy_path: keel.strategies.ema_cross:EMACross
       config_path: keel.strategies.ema_cross:EMACrossConfig
@@ -11,8 +12,14 @@ A variant file is YAML (or JSON) naming the strategy class, its config class and
         instrument_id: BTCUSDT.BINANCE
         fast_period: 50
 
-The backtest adds a venue model and a data window; the live node adds an environment file. Neither
-changes the strategy section, which is what makes a backtest and a live session comparable.
+The instruments a variant trades are the strategy config's instrument ids: the values of ``instrument_id``,
+``instrument_ids`` and of every key ending in ``_instrument_id`` (a spread's legs). Each instrument trades on the
+venue model of its nautilus venue (``BTCUSDT-PERP.BINANCE`` on the variant's model named ``BINANCE``), so a
+variant holds at most one model per nautilus venue: nautilus runs one account per venue in a backtest, and one
+Binance execution client per node live.
+
+The backtest adds a data window; the live node adds an environment file. Neither changes the strategy section,
+which is what makes a backtest and a live session comparable.
 """
 
 from pathlib import Path
@@ -20,11 +27,15 @@ from typing import Any
 
 import msgspec
 import yaml
+from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.trading.config import ImportableStrategyConfig
 from nautilus_trader.trading.config import StrategyFactory
 from nautilus_trader.trading.strategy import Strategy
 
+from keel.atomic_files import write_text_atomic
 from keel.config_files import load_struct
+
+INSTRUMENT_KEY_SUFFIX = "_instrument_id"
 
 
 class VariantError(ValueError):
@@ -41,9 +52,12 @@ class Variant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
         Unique, file-system safe name of the variant (used for run folders and MLflow run names).
     strategy : ImportableStrategyConfig
         Import paths of the strategy and its config class, and the config values.
-    venue : str
-        Name of the venue the strategy trades, e.g. ``binance_spot``; selects the backtest venue model and
-        the live adapter.
+    venues : list[str]
+        Names of the venue models the instruments trade on (``configs/venues/<name>.yaml``, e.g.
+        ``binance_spot``, ``binance_usdm``, ``okx``): one per nautilus venue. They select the backtest's simulated
+        venues and the live node's clients.
+    actors : list[ImportableActorConfig]
+        Actors of the variant's own, by import path, added to the node beside the ones every node has.
     description : str
         Free text for humans.
     origin : dict[str, Any]
@@ -52,14 +66,15 @@ class Variant(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     name: str
     strategy: ImportableStrategyConfig
-    venue: str = "binance_spot"
+    venues: list[str] = msgspec.field(default_factory=lambda: ["binance_spot"])
+    actors: list[ImportableActorConfig] = []
     description: str = ""
     origin: dict[str, Any] = {}
 
     @property
-    def instrument_id(self) -> str:
-        """Return the ``instrument_id`` of the strategy config."""
-        return str(self.strategy.config["instrument_id"])
+    def instrument_ids(self) -> list[str]:
+        """Return the instruments of the strategy config, in the order they appear, each once."""
+        return instrument_ids_of(self.strategy.config)
 
     def build_strategy(self) -> Strategy:
         """Build the strategy object, as a nautilus node would."""
@@ -91,8 +106,13 @@ def load_variant(path: str | Path) -> Variant:
     """
     path = Path(path)
     variant = load_struct(path, Variant, VariantError, "variant")
-    if "instrument_id" not in variant.strategy.config:
-        raise VariantError(f"{path}: strategy.config.instrument_id is required")
+    if not variant.instrument_ids:
+        raise VariantError(
+            f"{path}: strategy.config names no instrument: expected instrument_id, instrument_ids or a key ending "
+            f"in {INSTRUMENT_KEY_SUFFIX!r}",
+        )
+    if not variant.venues or len(set(variant.venues)) != len(variant.venues):
+        raise VariantError(f"{path}: venues: expected one or more distinct venue model names, got {variant.venues}")
     try:
         variant.build_strategy()
     except Exception as error:  # the strategy's own config validation, import errors
@@ -104,7 +124,21 @@ def write_variant(variant: Variant, path: str | Path) -> Path:
     """Write a variant as YAML, atomically (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(yaml.safe_dump(variant.to_primitives(), sort_keys=False))
-    temporary.replace(path)
-    return path
+    return write_text_atomic(yaml.safe_dump(variant.to_primitives(), sort_keys=False), path)
+
+
+def instrument_ids_of(config: dict[str, Any]) -> list[str]:
+    """
+    Return the instrument ids a strategy config names, in order, each once.
+
+    They are the values of ``instrument_id``, ``instrument_ids`` (a list) and of every key ending in
+    ``_instrument_id``; a strategy config keeps its instruments under such names so that Keel, which never
+    imports a strategy to read it, knows what to load and trade.
+    """
+    found: list[str] = []
+    for key, value in config.items():
+        if key == "instrument_ids":
+            found.extend(str(item) for item in value or [])
+        elif (key == "instrument_id" or key.endswith(INSTRUMENT_KEY_SUFFIX)) and value is not None:
+            found.append(str(value))
+    return list(dict.fromkeys(found))

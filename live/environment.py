@@ -12,10 +12,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import msgspec
-import pandas as pd
 
 from keel.config_files import load_struct
 from keel.settings import CONFIGS_DIR
+from keel.timestamps import utc_nanos
 
 EMULATOR_ENV_NAME = "emulator"
 LOOPBACK_HOST_NAMES = frozenset({"localhost"})
@@ -245,13 +245,6 @@ class LiveEnvironment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         """Return the environment as plain data (it holds no secret: only variable names)."""
         return msgspec.to_builtins(self)
 
-
-def utc_nanos(text: str) -> int:
-    """Return an ISO-8601 time as ns since epoch; a time without a zone is taken as UTC."""
-    timestamp = pd.Timestamp(text)
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.tz_localize("UTC")
-    return timestamp.value
 
 
 def resolve_environment_path(name_or_path: str | Path) -> Path:

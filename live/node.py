@@ -152,7 +152,7 @@ def build_node_config(
     """
     check_endpoints(environment, endpoints)
     instrument_provider = BinanceInstrumentProviderConfig(
-        load_ids=frozenset({InstrumentId.from_str(variant.instrument_id)}),
+        load_ids=frozenset(InstrumentId.from_str(instrument_id) for instrument_id in variant.instrument_ids),
     )
     shared = {
         "api_key": credentials.api_key,

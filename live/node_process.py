@@ -110,7 +110,7 @@ def run_node_job(job: NodeJob, stop_requested: Event, results: Queue) -> None:
         session_dir = Path(job.session_dir)
         variant = load_variant(session_dir / VARIANT_YAML)
         config = build_node_config(variant, job.environment, job.endpoints, job.credentials, session_dir)
-        _run(job, variant.instrument_id, config, stop_requested, outcome)
+        _run(job, variant.instrument_ids, config, stop_requested, outcome)
     except Exception as error:  # reported to the parent, which writes it into session.json
         outcome.failure = outcome.failure or f"{type(error).__name__}: {error}"
     results.put(outcome)
@@ -118,7 +118,7 @@ def run_node_job(job: NodeJob, stop_requested: Event, results: Queue) -> None:
 
 def _run(
     job: NodeJob,
-    instrument_id: str,
+    instrument_ids: list[str],
     config: TradingNodeConfig,
     stop_requested: Event,
     outcome: NodeOutcome,
@@ -128,7 +128,7 @@ def _run(
         clear_node_state(environment.state, config.trader_id.value)
     node = build_node(config)
     recorder = SessionRecorder(
-        SessionRecorderConfig(session_dir=job.session_dir, instrument_ids=[InstrumentId.from_str(instrument_id)]),
+        SessionRecorderConfig(session_dir=job.session_dir, instrument_ids=[InstrumentId.from_str(instrument_id) for instrument_id in instrument_ids]),
     )
     node.trader.add_actor(recorder)
     loop = node.get_event_loop()
@@ -167,13 +167,13 @@ def _run(
     try:
         node.run()
     finally:
-        _inspect_after_stop(node, InstrumentId.from_str(instrument_id), outcome)
+        _inspect_after_stop(node, [InstrumentId.from_str(instrument_id) for instrument_id in instrument_ids], outcome)
         node.dispose()
         outcome.end_ns = time.time_ns()
         outcome.recording = recorder.summary()
 
 
-def _inspect_after_stop(node: TradingNode, instrument_id: InstrumentId, outcome: NodeOutcome) -> None:
+def _inspect_after_stop(node: TradingNode, instrument_ids: list[InstrumentId], outcome: NodeOutcome) -> None:
     cache = node.cache
     outcome.strategy_states = {str(key): value for key, value in node.trader.strategy_states().items()}
     for position in cache.positions_open():
@@ -182,9 +182,9 @@ def _inspect_after_stop(node: TradingNode, instrument_id: InstrumentId, outcome:
         else:
             outcome.open_positions.append(repr(position))
     outcome.open_orders = [repr(order) for order in cache.orders_open()]
-    outcome.net_positions = {instrument_id.value: str(node.portfolio.net_position(instrument_id))}
-    realized = node.portfolio.realized_pnl(instrument_id)
-    outcome.realized_pnl = {instrument_id.value: str(realized) if realized is not None else "0"}
+    outcome.net_positions = {instrument_id.value: str(node.portfolio.net_position(instrument_id)) for instrument_id in instrument_ids}
+    realized = {instrument_id.value: node.portfolio.realized_pnl(instrument_id) for instrument_id in instrument_ids}
+    outcome.realized_pnl = {key: str(value) if value is not None else "0" for key, value in realized.items()}
 
 
 def is_dust(position: Position, instrument: Instrument | None) -> bool:

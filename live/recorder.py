@@ -29,13 +29,13 @@ from nautilus_trader.model.events import OrderInitialized
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.atomic_files import write_parquet_atomic
 from keel.fills import fills_frame
 from keel.fills import write_fills
 from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
 from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import orders_frame
-from keel.live.session_layout import write_parquet_atomic
 
 FLUSH_TIMER = "SessionRecorder-flush"
 BOOK_SUMMARY_LEVELS = 10

@@ -22,8 +22,7 @@ import nautilus_trader
 import polars as pl
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from keel.backtests.performance import PnlComponents
-from keel.backtests.performance import pnl_components
+from keel.atomic_files import write_json_atomic
 from keel.fills import fills_frame
 from keel.fills import read_fills
 from keel.live.credentials import ApiCredentials
@@ -43,12 +42,14 @@ from keel.live.session_layout import FILLS_PARQUET
 from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import SESSION_JSON
 from keel.live.session_layout import VARIANT_YAML
-from keel.live.session_layout import write_json_atomic
 from keel.live.session_layout import write_manifest
 from keel.settings import default_catalog_path
 from keel.settings import sessions_dir
 from keel.variant import load_variant
 from keel.variant import write_variant
+from keel.pnl import InstrumentTerms
+from keel.pnl import PnlComponents
+from keel.pnl import pnl_components
 
 FEED_POLL_SECS = 0.5
 CHILD_EXIT_GRACE_SECS = 30.0
@@ -189,7 +190,7 @@ def run_live_session(
     folder = _session_folder(session_dir, variant.name, environment.name)
     write_variant(variant, folder / VARIANT_YAML)
     credentials = resolve_credentials(environment.credentials)
-    with _venue(environment, variant.instrument_id, credentials) as endpoints:
+    with _venue(environment, variant.instrument_ids, credentials) as endpoints:
         job = NodeJob(
             session_dir=str(folder),
             environment=environment,
@@ -237,13 +238,13 @@ class _Venue:
 
 
 class _EmulatorVenue(AbstractContextManager):
-    def __init__(self, settings: EmulatorSettings, instrument_id: str, credentials: ApiCredentials) -> None:
+    def __init__(self, settings: EmulatorSettings, instrument_ids: list[str], credentials: ApiCredentials) -> None:
         from keel.live.emulator import EmulatorConfig
         from keel.live.emulator import EmulatorThread
 
         config = EmulatorConfig(
             catalog_path=settings.catalog,
-            instrument_ids=[instrument_id],
+            instrument_ids=instrument_ids,
             api_key=credentials.api_key,
             api_secret=credentials.api_secret,
             host=settings.host,
@@ -269,9 +270,9 @@ class _EmulatorVenue(AbstractContextManager):
         self._thread.__exit__(*exc_info)
 
 
-def _venue(environment: LiveEnvironment, instrument_id: str, credentials: ApiCredentials) -> AbstractContextManager:
+def _venue(environment: LiveEnvironment, instrument_ids: list[str], credentials: ApiCredentials) -> AbstractContextManager:
     if environment.kind == "emulator":
-        return _EmulatorVenue(environment.emulator, instrument_id, credentials)
+        return _EmulatorVenue(environment.emulator, instrument_ids, credentials)
     endpoints = environment.endpoints
     return nullcontext(
         _Venue(
@@ -384,7 +385,7 @@ def _session_document(
         "env_kind": environment.kind,
         "env_path": str(resolve_environment_path(env_path).resolve()),
         "environment": environment.to_primitives(),  # holds env var names only, never a key or secret
-        "instrument_ids": [variant.instrument_id],
+        "instrument_ids": variant.instrument_ids,
         "trader_id": trader_id,
         "start_ns": outcome.start_ns,
         "end_ns": outcome.end_ns,
@@ -400,7 +401,7 @@ def _session_document(
         },
         "restamped_ts_init": outcome.recording.get("restamped_ts_init", {}),
         "final_books": outcome.recording.get("final_books", {}),
-        "pnl": session_pnl(folder, variant.instrument_id, fills, outcome.recording.get("last_trade_prices", {})),
+        "pnl": session_pnl(folder, variant.instrument_ids[0], fills, outcome.recording.get("last_trade_prices", {})),
         "after_stop": {
             "flat": flat,
             "open_positions": outcome.open_positions,
@@ -449,7 +450,7 @@ def session_pnl(
     else:
         mark_price, mark_source = None, None
     try:
-        pnl = pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, mark_price)
+        pnl = pnl_components(fills, InstrumentTerms.of(instrument), mark_price)
     except ValueError as error:  # FeeCurrencyError included: recorded, then raised by run_live_session
         return {"error": f"{folder / FILLS_PARQUET}: {error}"}
     return msgspec.to_builtins(pnl) | {"mark_source": mark_source}

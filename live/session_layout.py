@@ -22,6 +22,8 @@ from typing import Any
 
 import polars as pl
 
+from keel.atomic_files import write_json_atomic
+
 SESSION_JSON = "session.json"
 VARIANT_YAML = "variant.yaml"
 CATALOG_DIR = "catalog"
@@ -55,20 +57,6 @@ def orders_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=ORDERS_SCHEMA)
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
-    """Write ``frame`` to ``path`` through a temporary file, so a reader never sees half a file."""
-    temporary = path.with_name(path.name + ".tmp")
-    frame.write_parquet(temporary)
-    temporary.replace(path)
-    return path
-
-
-def write_json_atomic(document: dict[str, Any], path: Path) -> Path:
-    """Write ``document`` as indented JSON through a temporary file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
-    temporary.replace(path)
-    return path
 
 
 class SessionIntegrityError(ValueError):

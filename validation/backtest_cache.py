@@ -12,9 +12,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from keel.backtests.runner import BacktestOutcome
+from keel.backtests.result import RunResult
+from keel.backtests.result import load_run
 from keel.backtests.venues import VenueModel
-from keel.fills import read_fills
 from keel.variant import Variant
 
 
@@ -30,7 +30,7 @@ def backtest_key(variant: Variant, venue: VenueModel, start_ns: int, end_ns: int
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def cached_backtest(cache_dir: Path | None, key: str, run_dir: Path, run: Callable[[Path], BacktestOutcome]) -> BacktestOutcome:
+def cached_backtest(cache_dir: Path | None, key: str, run_dir: Path, run: Callable[[Path], RunResult]) -> RunResult:
     """
     Return the backtest ``run`` would write into ``run_dir``, from ``cache_dir/<key>`` when it is there.
 
@@ -47,8 +47,4 @@ def cached_backtest(cache_dir: Path | None, key: str, run_dir: Path, run: Callab
         staging.rename(cached)
         return outcome
     shutil.copytree(cached, run_dir)
-    return BacktestOutcome(
-        run_dir=run_dir,
-        summary=json.loads((run_dir / "summary.json").read_text()),
-        fills=read_fills(run_dir / "fills.parquet"),
-    )
+    return load_run(run_dir)

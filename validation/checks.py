@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import polars as pl
 from nautilus_trader.model.instruments import Instrument
 
-from keel.backtests.performance import fill_cash_flows
-from keel.backtests.performance import pnl_components
+from keel.pnl import InstrumentTerms
+from keel.pnl import fill_cash_flows
+from keel.pnl import pnl_components
 from keel.validation.latency import median_round_trip_ms
 from keel.validation.matching import Matching
 from keel.validation.recorded_session import RecordedSession
@@ -59,7 +60,7 @@ def pnl_by_component(fills: pl.DataFrame, instrument: Instrument, mark_price: fl
     instruments), which pay none; it is derived from nothing else. ``slippage`` is the P&L effect of the
     live prices against the backtest's on matched orders (0 for the backtest itself), part of ``gross``.
     """
-    components = pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, mark_price)
+    components = pnl_components(fills, InstrumentTerms.of(instrument), mark_price)
     funding = 0.0
     return {
         "gross": components.gross,
@@ -80,11 +81,11 @@ def live_slippage(pairs: pl.DataFrame) -> float:
     return -float(pairs.select((sign * (pl.col("live_px") - pl.col("backtest_px")) * pl.col("live_qty")).sum()).item())
 
 
-def position_at_end(fills: pl.DataFrame, base_currency: str) -> float:
+def position_at_end(fills: pl.DataFrame, terms: InstrumentTerms) -> float:
     """Return the base position the fills leave (a base-asset commission reduces it)."""
     if fills.height == 0:
         return 0.0
-    flows = fill_cash_flows(fills, base_currency)
+    flows = fill_cash_flows(fills, terms)
     return float((flows["base_gross"] - flows["fee_base"]).sum())
 
 
@@ -159,7 +160,7 @@ def _session_checks(thresholds: GateThresholds, session: RecordedSession, instru
         for frame in (fills, orders)
         for column in ("ts_event", "ts_init")
     )
-    position_steps = abs(position_at_end(fills, session.instrument.base_currency.code)) / float(session.instrument.size_increment)
+    position_steps = abs(position_at_end(fills, InstrumentTerms.of(session.instrument))) / float(session.instrument.size_increment)
     flat = session.document["after_stop"]["flat"]
     return [
         _at_most(f"live fills and order events of another instrument than {instrument_id}", float(other_instrument), 0),

@@ -23,9 +23,10 @@ import polars as pl
 from keel.backtests.runner import BacktestInputError
 from keel.backtests.runner import run_backtest
 from keel.backtests.venues import VenueModel
-from keel.backtests.venues import venue_model_for
+from keel.backtests.venues import venue_models_for
 from keel.live.session_layout import GATE_DIR
 from keel.live.session_layout import MANIFEST_JSON
+from keel.pnl import InstrumentTerms
 from keel.validation.backtest_cache import backtest_key
 from keel.validation.backtest_cache import cached_backtest
 from keel.validation.checks import PNL_COMPONENTS
@@ -154,7 +155,7 @@ def _gate(
 ) -> GateReport:
     thresholds = load_thresholds(thresholds_file)
     variant = load_variant(variant_path)
-    session = load_recorded_session(session_dir, variant.instrument_id)
+    session = load_recorded_session(session_dir, variant.instrument_ids[0])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report_dir = Path(out_dir) if out_dir else session.session_dir / GATE_DIR / stamp
     staging = report_dir.with_name(report_dir.name + ".partial")
@@ -184,7 +185,7 @@ def _judge(
     """Backtest over the session, compare, put the verdict on record and write the reports into ``staging``."""
     mismatch = _variant_mismatch(variant, session)
     round_trips = order_round_trips_ms(session.orders)
-    venue, latency_source = _backtest_venue(variant, round_trips, thresholds)
+    venue, latency_source = _backtest_venue(variant, session, round_trips, thresholds)
     key = backtest_key(variant, venue, session.start_ns, session.end_ns, session.catalog_digests)
     backtest = cached_backtest(
         Path(backtest_cache) if backtest_cache else None,
@@ -196,22 +197,22 @@ def _judge(
             run_dir=run_dir,
             start=session.start_ns,
             end=session.end_ns,
-            venue=venue,
+            venues=[venue],
             log_to_mlflow=log_to_mlflow,
             experiment="gate",
             tags={"keel.gate.session": session.session_id},
             tearsheet=True,
         ),
     )
-    base = session.instrument.base_currency.code
-    equity = pl.read_parquet(backtest.run_dir / "equity.parquet")
+    terms = InstrumentTerms.of(session.instrument)
+    equity = backtest.equity.filter(pl.col("instrument_id") == session.instrument.id.value)
     mark = float(equity["price"][-1])
     matching = match_orders(
-        orders_from_fills(backtest.fills, base),
-        orders_from_fills(session.fills, base),
+        orders_from_fills(backtest.fills, terms),
+        orders_from_fills(session.fills, terms),
         thresholds.match_tolerance_ms,
     )
-    backtest_orders = pl.read_parquet(backtest.run_dir / "orders.parquet")
+    backtest_orders = backtest.orders
     matching = _with_order_types(matching, backtest_orders, session.orders)
     pnl = {
         "backtest": pnl_by_component(backtest.fills, session.instrument, mark, 0.0),
@@ -221,7 +222,7 @@ def _judge(
         "backtest": _refused_orders(backtest_orders, "status", _REFUSAL_STATUSES),
         "live": _refused_orders(session.orders, "event_type", _REFUSAL_EVENTS),
     }
-    checks = build_checks(thresholds, matching, pnl, mismatch, refused, session, variant.instrument_id)
+    checks = build_checks(thresholds, matching, pnl, mismatch, refused, session, variant.instrument_ids[0])
     reasons = [f"{check.name} = {_fmt(check.value)}, expected {check.limit}" for check in checks if not check.passed]
     if mismatch:
         reasons.insert(0, mismatch)
@@ -260,9 +261,9 @@ def _decision_inputs(variant_path: Path, session_dir: Path, thresholds_file: str
     }
 
 
-def _backtest_venue(variant: Variant, round_trips: pl.Series, thresholds: GateThresholds) -> tuple[VenueModel, str]:
+def _backtest_venue(variant: Variant, session: RecordedSession, round_trips: pl.Series, thresholds: GateThresholds) -> tuple[VenueModel, str]:
     """Return the venue model of the variant, with the session's measured round trip as latency when asked, and which latency it has."""
-    venue = venue_model_for(variant.venue)
+    venue = venue_models_for(variant)[session.instrument.id.venue.value]
     if thresholds.backtest_latency != "measured":
         return venue, "venue_model"
     if round_trips.len() == 0:
@@ -277,11 +278,11 @@ def _backtest_venue(variant: Variant, round_trips: pl.Series, thresholds: GateTh
 
 def _variant_mismatch(variant: Variant, session: RecordedSession) -> str | None:
     """Compare what decides the trading (strategy, its config, the venue), not the name or description."""
-    given = {"strategy": msgspec.to_builtins(variant.strategy), "venue": variant.venue}
+    given = {"strategy": msgspec.to_builtins(variant.strategy), "venues": variant.venues}
     recorded = session.document["variant"]
     for where, ran in (
-        ("session.json", {"strategy": recorded.get("strategy", {}), "venue": recorded.get("venue")}),
-        ("variant.yaml", {"strategy": msgspec.to_builtins(session.recorded_variant.strategy), "venue": session.recorded_variant.venue}),
+        ("session.json", {"strategy": recorded.get("strategy", {}), "venues": recorded.get("venues")}),
+        ("variant.yaml", {"strategy": msgspec.to_builtins(session.recorded_variant.strategy), "venues": session.recorded_variant.venues}),
     ):
         if ran != given:
             return f"the variant given is not the one the session ran ({where}): session ran {ran}, given {given}"

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from keel.backtests.performance import fill_cash_flows
+from keel.pnl import InstrumentTerms
+from keel.pnl import fill_cash_flows
 
 ORDERS_SCHEMA: dict[str, pl.DataType] = {
     "client_order_id": pl.String(),
@@ -56,9 +57,9 @@ class Matching:
     unmatched_live: pl.DataFrame
 
 
-def orders_from_fills(fills: pl.DataFrame, base_currency: str) -> pl.DataFrame:
+def orders_from_fills(fills: pl.DataFrame, terms: InstrumentTerms) -> pl.DataFrame:
     """Aggregate a fills table (``keel.fills`` layout) into one row per order, in time order."""
-    flows = fill_cash_flows(fills, base_currency).with_columns(
+    flows = fill_cash_flows(fills, terms).with_columns(
         fills["client_order_id"], fills["instrument_id"], fills["strategy_id"], fills["liquidity_side"]
     )
     return (

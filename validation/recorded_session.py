@@ -21,7 +21,8 @@ from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from keel.backtests.performance import pnl_components
+from keel.pnl import InstrumentTerms
+from keel.pnl import pnl_components
 from keel.fills import read_fills
 from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
@@ -321,7 +322,7 @@ def _check_summary(document: dict[str, Any], fills: pl.DataFrame, orders: pl.Dat
     if "error" in recorded or not isinstance(recorded.get("mark_price"), float | int | None):
         raise GateInputError(f"{path}: pnl has no result ({recorded.get('error', 'mark_price missing')})")
     computed = msgspec.to_builtins(
-        pnl_components(fills, instrument.base_currency.code, instrument.quote_currency.code, recorded["mark_price"]),
+        pnl_components(fills, InstrumentTerms.of(instrument), recorded["mark_price"]),
     )
     for key, value in computed.items():
         expected = recorded.get(key)

@@ -51,7 +51,7 @@ def _backtest_orders(instrument_id: str, catalog: Path, run_dir: Path) -> pl.Dat
     variant = probe_variant("TapeProbe", {"instrument_id": instrument_id, "trade_size": SIZES[instrument_id], "every_n_trades": EVERY_N_TRADES})
     venue = venue_model_for("binance_spot")
     venue = msgspec.structs.replace(venue, latency=msgspec.structs.replace(venue.latency, base_ms=0.0))
-    outcome = run_backtest(variant, catalog, run_dir=run_dir, venue=venue, log_to_mlflow=False, tearsheet=False)
+    outcome = run_backtest(variant, catalog, run_dir=run_dir, venues=[venue], log_to_mlflow=False, tearsheet=False)
     prices = outcome.fills.group_by("client_order_id").agg(
         ((pl.col("last_qty") * pl.col("last_px")).sum() / pl.col("last_qty").sum()).alias("price"),
         pl.col("last_qty").sum().alias("filled"),

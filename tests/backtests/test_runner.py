@@ -7,21 +7,24 @@ import polars as pl
 import pytest
 from mlflow import MlflowClient
 
+from keel.backtests.result import load_run
 from keel.backtests.runner import BacktestInputError
 from keel.backtests.runner import run_backtest
 from keel.fills import read_fills
 from keel.settings import CONFIGS_DIR
+from keel.pnl import TOTAL
 from keel.variant import Variant
 from keel.variant import load_variant
 
 RUN_FILES = (
     "variant.yaml",
-    "venue.yaml",
+    "venues.yaml",
     "fills.parquet",
     "orders.parquet",
     "positions.parquet",
     "account.parquet",
     "equity.parquet",
+    "funding.parquet",
     "summary.json",
     "tearsheet.html",
 )
@@ -50,12 +53,19 @@ def test_run_folder_holds_every_artifact_and_agrees_with_itself(variant: Variant
     fills = read_fills(outcome.run_dir / "fills.parquet")
     assert summary["fills"] == fills.height == outcome.fills.height > 0
     assert summary["pnl_net"] == pytest.approx(summary["pnl_gross"] - summary["fees"])
-    # The last point of the equity curve is the net P&L: the run ends flat, so nothing is left to mark.
+    # The last point of the equity curve is the net P&L, per instrument and in total.
     equity = pl.read_parquet(outcome.run_dir / "equity.parquet")
-    assert equity["pnl"][-1] == pytest.approx(summary["pnl_net"])
+    total = equity.filter(pl.col("instrument_id") == TOTAL)
+    assert total.height > 0 and total["pnl"][-1] == pytest.approx(summary["pnl_net"])
+    assert equity.filter(pl.col("instrument_id") == "BTCUSDT.BINANCE")["pnl"][-1] == pytest.approx(summary["by_instrument"]["BTCUSDT.BINANCE"]["net"])
     # Fees are the instrument's 0.1% taker rate on every fill.
     assert summary["fees"] == pytest.approx(0.001 * summary["traded_notional"], rel=1e-6)
     assert load_variant(outcome.run_dir / "variant.yaml") == variant
+    # The typed result is what the folder holds: a later stage may use either.
+    loaded = load_run(outcome.run_dir)
+    assert (loaded.summary, loaded.variant, loaded.venues) == (outcome.summary, outcome.variant, outcome.venues)
+    for name in ("fills", "orders", "positions", "equity", "funding"):
+        assert getattr(loaded, name).equals(getattr(outcome, name)), name
 
 
 def test_same_config_twice_gives_identical_fills(variant: Variant, sample_catalog: Path, tmp_path: Path) -> None:
@@ -91,7 +101,7 @@ def test_run_is_recorded_in_mlflow(variant: Variant, sample_catalog: Path, keel_
     assert len(runs) == 1
     run = runs[0]
     assert run.data.params["strategy.fast_period"] == "50"
-    assert run.data.metrics["fills"] == outcome.summary["fills"]
+    assert run.data.metrics["fills"] == outcome.summary.fills
     assert run.data.tags["keel.variant"] == variant.name
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"fills.parquet", "summary.json", "variant.yaml"} <= artifacts

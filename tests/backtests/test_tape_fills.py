@@ -79,20 +79,20 @@ def _venue(model: str) -> VenueModel:
 
 @pytest.mark.parametrize("instrument_id", sorted(PROBE_SIZES))
 def test_tape_model_fills_takers_no_better_than_the_quote(instrument_id: str, sample_catalog: Path, tmp_path: Path) -> None:
-    outcome = run_backtest(_probe(instrument_id), sample_catalog, run_dir=tmp_path / "tape", venue=_venue("tape"), log_to_mlflow=False, tearsheet=False)
+    outcome = run_backtest(_probe(instrument_id), sample_catalog, run_dir=tmp_path / "tape", venues=[_venue("tape")], log_to_mlflow=False, tearsheet=False)
 
     audit = audit_fills(outcome.fills, sample_catalog)
 
     assert audit.fills.height >= 50, "the probe must have taken liquidity often enough to judge the model"
     assert audit.unquoted_fills == 0
     assert audit.share_better is not None and audit.share_better <= 0.02
-    assert outcome.summary["fill_audit"]["better_than_quote"] == audit.better_than_quote
+    assert outcome.summary.fill_audit["better_than_quote"] == audit.better_than_quote
 
 
 @pytest.mark.parametrize("instrument_id", sorted(PROBE_SIZES))
 def test_nautilus_book_alone_fills_better_than_the_quote(instrument_id: str, sample_catalog: Path, tmp_path: Path) -> None:
     # The flaw the tape model removes, measured by the same audit: the depth-only book is up to 100 ms stale.
-    outcome = run_backtest(_probe(instrument_id), sample_catalog, run_dir=tmp_path / "book", venue=_venue("book"), log_to_mlflow=False, tearsheet=False)
+    outcome = run_backtest(_probe(instrument_id), sample_catalog, run_dir=tmp_path / "book", venues=[_venue("book")], log_to_mlflow=False, tearsheet=False)
 
     audit = audit_fills(outcome.fills, sample_catalog)
 
@@ -104,7 +104,7 @@ def _passive_probe(queue_model: str, sample_catalog: Path, run_dir: Path) -> pl.
     variant = probe_variant("PassiveProbe", {"instrument_id": "BTCUSDT.BINANCE", "trade_size": "0.0002"})
     venue = venue_model_for("binance_spot")
     venue = msgspec.structs.replace(venue, fills=msgspec.structs.replace(venue.fills, queue_model=queue_model))
-    return run_backtest(variant, sample_catalog, run_dir=run_dir, venue=venue, log_to_mlflow=False, tearsheet=False).fills
+    return run_backtest(variant, sample_catalog, run_dir=run_dir, venues=[venue], log_to_mlflow=False, tearsheet=False).fills
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_tape_model_on_the_whole_usdm_recording(shared_data_dir: Path, tmp_path:
     venue = msgspec.structs.replace(venue, account_type="MARGIN", starting_balances=["10000 USDT"])
     variant = probe_variant("TapeProbe", {"instrument_id": "BTCUSDT-PERP.BINANCE", "trade_size": "0.002", "every_n_trades": 40})
 
-    outcome = run_backtest(variant, catalog, run_dir=tmp_path / "run", venue=venue, log_to_mlflow=False, tearsheet=False)
+    outcome = run_backtest(variant, catalog, run_dir=tmp_path / "run", venues=[venue], log_to_mlflow=False, tearsheet=False)
     audit = audit_fills(outcome.fills, catalog)
 
     assert audit.fills.height >= 400

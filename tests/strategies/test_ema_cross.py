@@ -57,9 +57,9 @@ def test_backtest_ends_flat_with_no_working_order(sample_catalog: Path, tmp_path
 
     outcome = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
 
-    assert outcome.summary["round_trips"] > 0
-    assert outcome.summary["open_orders_at_end"] == 0
-    assert outcome.summary["open_positions_at_end"] == 0
+    assert outcome.summary.round_trips > 0
+    assert outcome.summary.open_orders_at_end == 0
+    assert outcome.summary.open_positions_at_end == 0
     buys = outcome.fills.filter(outcome.fills["order_side"] == "BUY")["last_qty"].sum()
     sells = outcome.fills.filter(outcome.fills["order_side"] == "SELL")["last_qty"].sum()
     assert buys == pytest.approx(sells)

@@ -71,7 +71,7 @@ def test_gate_backtest_replays_the_measured_order_round_trip(redis_service: None
 
     assert report.latency_source == "measured"
     assert report.backtest_latency_ms == pytest.approx(float(round_trips.to_series().median()))
-    venue = yaml.safe_load((tmp_path / "gate" / "backtest" / "venue.yaml").read_text())
+    venue = yaml.safe_load((tmp_path / "gate" / "backtest" / "venues.yaml").read_text())["BINANCE"]
     assert venue["latency"]["base_ms"] == pytest.approx(report.backtest_latency_ms)
 
 

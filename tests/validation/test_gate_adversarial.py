@@ -17,7 +17,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from keel.backtests.performance import pnl_components
+from keel.pnl import InstrumentTerms
+from keel.pnl import pnl_components
 from keel.cli import app
 from keel.live.session import EmulatorOverrides
 from keel.live.session import run_live_session
@@ -81,7 +82,7 @@ def _resummarize(session: Path) -> None:
     orders = pl.read_parquet(session / "orders.parquet")
     document["counts"].update(fills=fills.height, orders=orders["client_order_id"].n_unique(), order_events=orders.height)
     try:
-        document["pnl"] |= msgspec.to_builtins(pnl_components(fills, "BTC", "USDT", document["pnl"]["mark_price"]))
+        document["pnl"] |= msgspec.to_builtins(pnl_components(fills, InstrumentTerms(instrument_id="BTCUSDT.BINANCE", base_currency="BTC", quote_currency="USDT", perpetual=False), document["pnl"]["mark_price"]))
     except (ValueError, pl.exceptions.PolarsError):
         pass  # tables no P&L can be computed from: the gate must refuse them for that, whatever session.json says
     (session / "session.json").write_text(json.dumps(document, indent=2))
