@@ -52,11 +52,11 @@ from keel.backtests.result import FILLS_PARQUET
 from keel.backtests.result import FUNDING_PARQUET
 from keel.backtests.result import ORDERS_PARQUET
 from keel.backtests.result import POSITIONS_PARQUET
+from keel.backtests.result import RunResult
+from keel.backtests.result import RunSummary
 from keel.backtests.result import SUMMARY_JSON
 from keel.backtests.result import VARIANT_YAML
 from keel.backtests.result import VENUES_YAML
-from keel.backtests.result import RunResult
-from keel.backtests.result import RunSummary
 from keel.backtests.result import write_venues
 from keel.backtests.tearsheet import write_tearsheet
 from keel.backtests.tracking import log_run
@@ -66,21 +66,19 @@ from keel.backtests.versioned_node import VersionedBacktestNode
 from keel.backtests.versioned_node import in_force
 from keel.data.catalog_layout import CatalogFile
 from keel.data.catalog_layout import catalog_files
-from keel.data.series import funding_rates
 from keel.data.series import mark_prices
 from keel.fills import fills_frame
 from keel.fills import write_fills
-from keel.pnl import FUNDING_PAYMENTS_SCHEMA
-from keel.pnl import TOTAL
 from keel.pnl import InstrumentTerms
+from keel.pnl import TOTAL
 from keel.pnl import equity_curve
-from keel.pnl import funding_payments
 from keel.pnl import max_drawdown
 from keel.pnl import portfolio_pnl
 from keel.pnl import round_trips
 from keel.pnl import t_stat
 from keel.pnl import total_equity
 from keel.settings import runs_dir
+from keel.settlement import catalog_funding
 from keel.timestamps import iso_utc
 from keel.timestamps import optional_utc_nanos
 from keel.variant import Variant
@@ -214,7 +212,7 @@ def run_backtest(
         node.dispose()
 
     prices = mark_prices(catalog_path, variant.instrument_ids, start_ns, end_ns)
-    funding = _funding(catalog_path, fills, prices, terms, start_ns, last_ns)
+    funding = catalog_funding(catalog_path, fills, terms, start_ns, last_ns, prices)
     curves = [
         equity_curve(
             fills.filter(pl.col("instrument_id") == instrument_id),
@@ -329,21 +327,6 @@ def _data_configs(catalog_path: Path, files: list[CatalogFile], instrument_id: s
             ),
         )
     return configs
-
-
-def _funding(catalog_path: Path, fills: pl.DataFrame, prices: pl.DataFrame, terms: dict[str, InstrumentTerms], start_ns: int, last_ns: int) -> pl.DataFrame:
-    perpetuals = [instrument_id for instrument_id, item in terms.items() if item.perpetual]
-    rates = funding_rates(catalog_path, perpetuals, start_ns, last_ns)
-    payments = [
-        funding_payments(
-            fills.filter(pl.col("instrument_id") == instrument_id),
-            rates.filter(pl.col("instrument_id") == instrument_id),
-            prices.filter(pl.col("instrument_id") == instrument_id),
-            terms[instrument_id],
-        )
-        for instrument_id in perpetuals
-    ]
-    return pl.concat(payments) if payments else pl.DataFrame(schema=FUNDING_PAYMENTS_SCHEMA)
 
 
 def _accounts_frame(reports: dict[str, pd.DataFrame]) -> pl.DataFrame:

@@ -70,12 +70,13 @@ def live(
     rows = [
         ("orders", str(result.orders)),
         ("fills", str(result.fills)),
-        ("final position", result.final_position),
+        *((f"final position {instrument_id}", position) for instrument_id, position in result.final_positions.items()),
         ("net P&L", _money(pnl.net, pnl.currency)),
         ("gross P&L", _money(pnl.gross, pnl.currency)),
         ("fees", _money(pnl.fees, pnl.currency)),
         ("rebates", _money(pnl.rebates, pnl.currency)),
-        ("nautilus realized P&L (excl. base-asset fees)", result.nautilus_realized_pnl),
+        ("funding", _money(pnl.funding, pnl.currency)),
+        *((f"nautilus realized P&L {instrument_id} (excl. base-asset fees)", value) for instrument_id, value in result.nautilus_realized_pnl.items()),
         ("flat after stop", "yes" if result.flat else "NO"),
     ]
     width = max(len(name) for name, _ in rows)

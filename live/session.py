@@ -43,13 +43,15 @@ from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import SESSION_JSON
 from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import write_manifest
-from keel.settings import default_catalog_path
-from keel.settings import sessions_dir
-from keel.variant import load_variant
-from keel.variant import write_variant
 from keel.pnl import InstrumentTerms
 from keel.pnl import PnlComponents
-from keel.pnl import pnl_components
+from keel.pnl import PortfolioPnl
+from keel.pnl import portfolio_pnl
+from keel.settings import default_catalog_path
+from keel.settings import sessions_dir
+from keel.settlement import catalog_funding
+from keel.variant import load_variant
+from keel.variant import write_variant
 
 FEED_POLL_SECS = 0.5
 CHILD_EXIT_GRACE_SECS = 30.0
@@ -113,12 +115,15 @@ class SessionResult:
         Orders the node sent (distinct client order ids).
     fills : int
         Fills received.
-    final_position : str
-        Net position of the variant's instrument after stop.
+    final_positions : dict[str, str]
+        Net position of each of the variant's instruments after stop.
     pnl : PnlComponents
-        The session's P&L by component, from its fills (every commission included), as in ``session.json``.
-    nautilus_realized_pnl : str
-        nautilus's realized P&L of the instrument after stop, which leaves out commissions taken in the base
+        The session's P&L by component over all instruments, from its fills (every commission included) and
+        funding, as in ``session.json``.
+    pnl_by_instrument : dict[str, PnlComponents]
+        The same per instrument.
+    nautilus_realized_pnl : dict[str, str]
+        nautilus's realized P&L of each instrument after stop, which leaves out commissions taken in the base
         asset and the mark of what is left (dust); shown for comparison only.
     flat : bool
         True if no position and no working order were left after stop.
@@ -129,9 +134,10 @@ class SessionResult:
     session_dir: Path
     orders: int
     fills: int
-    final_position: str
+    final_positions: dict[str, str]
     pnl: PnlComponents
-    nautilus_realized_pnl: str
+    pnl_by_instrument: dict[str, PnlComponents]
+    nautilus_realized_pnl: dict[str, str]
     flat: bool
     session: dict[str, Any]
 
@@ -401,7 +407,7 @@ def _session_document(
         },
         "restamped_ts_init": outcome.recording.get("restamped_ts_init", {}),
         "final_books": outcome.recording.get("final_books", {}),
-        "pnl": session_pnl(folder, variant.instrument_ids[0], fills, outcome.recording.get("last_trade_prices", {})),
+        "pnl": session_pnl(folder, variant.instrument_ids, fills, outcome.recording.get("last_trade_prices", {})),
         "after_stop": {
             "flat": flat,
             "open_positions": outcome.open_positions,
@@ -416,56 +422,63 @@ def _session_document(
 
 def session_pnl(
     folder: Path,
-    instrument_id: str,
+    instrument_ids: list[str],
     fills: pl.DataFrame | None,
     last_trade_prices: dict[str, str],
 ) -> dict[str, Any]:
     """
-    Return the session's P&L by component (``PnlComponents`` fields plus ``mark_source``), or ``{"error": why}``.
+    Return the session's P&L (``keel.pnl.PortfolioPnl`` as plain data plus ``marks``), or ``{"error": why}``.
 
-    The position is marked at the last trade the recorder saw; a node that died without reporting it is marked
-    at its last fill.
+    Each instrument's position is marked at the last trade the recorder saw; a node that died without reporting
+    it is marked at its last fill. Perpetual funding is settled from the funding rates in the session's catalog,
+    by the same code as a backtest's.
 
     Parameters
     ----------
     folder : Path
-        The session folder; its catalog must hold the instrument (the recorder writes it on start).
-    instrument_id : str
-        The variant's instrument.
+        The session folder; its catalog must hold the instruments (the recorder writes them on start).
+    instrument_ids : list[str]
+        The variant's instruments.
     fills : pl.DataFrame, optional
         The session's fills (``keel.fills`` layout); None if the session wrote none.
     last_trade_prices : dict[str, str]
         The recorder's last trade price per instrument.
     """
     catalog_dir = folder / CATALOG_DIR
-    instruments = ParquetDataCatalog(str(catalog_dir)).instruments(instrument_ids=[instrument_id]) if catalog_dir.is_dir() else []
-    if not instruments:
-        return {"error": f"{catalog_dir}: instrument {instrument_id} was never recorded, so its currencies are unknown"}
-    instrument = instruments[0]
+    catalog = ParquetDataCatalog(str(catalog_dir)) if catalog_dir.is_dir() else None
+    terms: dict[str, InstrumentTerms] = {}
+    for instrument_id in instrument_ids:
+        versions = catalog.instruments(instrument_ids=[instrument_id]) if catalog is not None else []
+        if not versions:
+            return {"error": f"{catalog_dir}: instrument {instrument_id} was never recorded, so its currencies are unknown"}
+        terms[instrument_id] = InstrumentTerms.of(versions[0])
     fills = fills if fills is not None else fills_frame([])
-    if instrument_id in last_trade_prices:
-        mark_price, mark_source = float(last_trade_prices[instrument_id]), "last_trade"
-    elif fills.height:
-        mark_price, mark_source = float(fills["last_px"][-1]), "last_fill"
-    else:
-        mark_price, mark_source = None, None
+    marks: dict[str, dict[str, Any]] = {}
+    for instrument_id in instrument_ids:
+        own = fills.filter(pl.col("instrument_id") == instrument_id)
+        if instrument_id in last_trade_prices:
+            marks[instrument_id] = {"price": float(last_trade_prices[instrument_id]), "source": "last_trade"}
+        elif own.height:
+            marks[instrument_id] = {"price": float(own["last_px"][-1]), "source": "last_fill"}
     try:
-        pnl = pnl_components(fills, InstrumentTerms.of(instrument), mark_price)
-    except ValueError as error:  # FeeCurrencyError included: recorded, then raised by run_live_session
+        funding = catalog_funding(catalog_dir, fills, terms)
+        pnl = portfolio_pnl(fills, terms, {key: mark["price"] for key, mark in marks.items()}, funding)
+    except ValueError as error:  # FeeCurrencyError and PnlInputError included: recorded, then raised by run_live_session
         return {"error": f"{folder / FILLS_PARQUET}: {error}"}
-    return msgspec.to_builtins(pnl) | {"mark_source": mark_source}
+    return msgspec.to_builtins(pnl) | {"marks": marks}
 
 
 def _result(folder: Path, session: dict[str, Any]) -> SessionResult:
-    instrument_id = session["instrument_ids"][0]
     after_stop = session["after_stop"]
+    pnl = msgspec.convert({key: value for key, value in session["pnl"].items() if key != "marks"}, PortfolioPnl)
     return SessionResult(
         session_dir=folder,
         orders=session["counts"]["orders"],
         fills=session["counts"]["fills"],
-        final_position=after_stop["net_positions"].get(instrument_id, "0"),
-        pnl=msgspec.convert({key: value for key, value in session["pnl"].items() if key != "mark_source"}, PnlComponents),
-        nautilus_realized_pnl=after_stop["realized_pnl"].get(instrument_id, "0"),
+        final_positions=after_stop["net_positions"],
+        pnl=pnl.total,
+        pnl_by_instrument=pnl.by_instrument,
+        nautilus_realized_pnl=after_stop["realized_pnl"],
         flat=after_stop["flat"],
         session=session,
     )

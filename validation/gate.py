@@ -29,13 +29,13 @@ from keel.live.session_layout import MANIFEST_JSON
 from keel.pnl import InstrumentTerms
 from keel.validation.backtest_cache import backtest_key
 from keel.validation.backtest_cache import cached_backtest
-from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.checks import Check
+from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.checks import build_checks
 from keel.validation.checks import live_slippage
 from keel.validation.checks import pnl_by_component
-from keel.validation.decisions import GATE
 from keel.validation.decisions import Decision
+from keel.validation.decisions import GATE
 from keel.validation.decisions import append_decision
 from keel.validation.decisions import operator_name
 from keel.validation.errors import GateInputError

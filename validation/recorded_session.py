@@ -21,8 +21,6 @@ from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from keel.pnl import InstrumentTerms
-from keel.pnl import pnl_components
 from keel.fills import read_fills
 from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
@@ -31,9 +29,11 @@ from keel.live.session_layout import NODE_LOG
 from keel.live.session_layout import ORDERS_PARQUET
 from keel.live.session_layout import ORDERS_SCHEMA
 from keel.live.session_layout import SESSION_JSON
-from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import SessionIntegrityError
+from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import verify_manifest
+from keel.pnl import InstrumentTerms
+from keel.pnl import pnl_components
 from keel.validation.errors import GateInputError
 from keel.variant import Variant
 from keel.variant import VariantError

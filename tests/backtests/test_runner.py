@@ -11,8 +11,8 @@ from keel.backtests.result import load_run
 from keel.backtests.runner import BacktestInputError
 from keel.backtests.runner import run_backtest
 from keel.fills import read_fills
-from keel.settings import CONFIGS_DIR
 from keel.pnl import TOTAL
+from keel.settings import CONFIGS_DIR
 from keel.variant import Variant
 from keel.variant import load_variant
 
