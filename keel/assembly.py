@@ -22,6 +22,7 @@ from typing import Literal
 
 import msgspec
 from nautilus_trader.common.config import ImportableActorConfig
+from nautilus_trader.common.config import resolve_path
 from nautilus_trader.trading.config import ImportableControllerConfig
 from nautilus_trader.trading.config import ImportableStrategyConfig
 
@@ -31,6 +32,7 @@ Mode = Literal["backtest", "live"]
 
 RECORDER_PATH = "keel.live.recorder:SessionRecorder"
 RECORDER_CONFIG_PATH = "keel.live.recorder:SessionRecorderConfig"
+VARIANT_ID_FIELD = "variant_id"
 
 
 class NodeComponents(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,7 +42,8 @@ class NodeComponents(msgspec.Struct, frozen=True, kw_only=True):
     Parameters
     ----------
     strategies : list[ImportableStrategyConfig]
-        The variant's strategy.
+        The variant's strategy; a config with a ``variant_id`` field (``keel.strategies.base``) gets the variant's
+        name there, so every order it sends is tagged with its variant.
     actors : list[ImportableActorConfig]
         The actors every node of the mode has, then the variant's own.
     controller : ImportableControllerConfig
@@ -84,11 +87,22 @@ def assemble(variant: Variant, mode: Mode, stop_at_ns: int | None = None, sessio
             ),
         )
     return NodeComponents(
-        strategies=[variant.strategy],
+        strategies=[_with_variant_id(variant)],
         actors=[*required, *variant.actors],
         controller=ImportableControllerConfig(
             controller_path="keel.close_out:CloseOutController",
             config_path="keel.close_out:CloseOutControllerConfig",
             config={"stop_at_ns": stop_at_ns},
         ),
+    )
+
+
+def _with_variant_id(variant: Variant) -> ImportableStrategyConfig:
+    config_class = resolve_path(variant.strategy.config_path)
+    if VARIANT_ID_FIELD not in getattr(config_class, "__struct_fields__", ()) or variant.strategy.config.get(VARIANT_ID_FIELD):
+        return variant.strategy
+    return ImportableStrategyConfig(
+        strategy_path=variant.strategy.strategy_path,
+        config_path=variant.strategy.config_path,
+        config={**variant.strategy.config, VARIANT_ID_FIELD: variant.name},
     )
