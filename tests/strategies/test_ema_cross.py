@@ -3,6 +3,9 @@
 from pathlib import Path
 
 import pytest
+from family_checks import assert_closed_out
+from family_checks import assert_no_lookahead
+from family_checks import fills_fingerprint
 from nautilus_trader.model.identifiers import InstrumentId
 
 from keel.backtests.runner import run_backtest
@@ -32,3 +35,19 @@ def test_backtest_ends_flat_with_no_working_order(sample_catalog: Path, tmp_path
     # Every order carries its variant (keel.assembly fills variant_id in from the variant name).
     assert outcome.orders.height > 0
     assert set(outcome.orders["tags"]) == {f"['variant={variant.name}']"}
+
+
+def test_fills_are_pinned(sample_catalog: Path, tmp_path: Path) -> None:
+    variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
+
+    run = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
+
+    assert_closed_out(run)
+    assert run.fills.height == 14
+    assert fills_fingerprint(run.fills) == "990ec19ab063b8c3"
+
+
+def test_no_decision_uses_later_data(sample_catalog: Path, tmp_path: Path) -> None:
+    variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
+
+    assert_no_lookahead(variant, sample_catalog, "2024-08-08T23:57:30Z", tmp_path)
