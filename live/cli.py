@@ -40,8 +40,10 @@ def live(
 
     With --env emulator the node trades the loopback Binance spot emulator replaying a catalog.
     It stops when the replay ends or --duration elapses; the strategy closes out on stop.
-    Prints the session folder and a summary: orders, fills, final position, P&L from the fills (net, gross,
-    fees in whatever currency charged, rebates) and nautilus's realized P&L for comparison.
+    A variant whose venues the environment's node does not serve (today: one Binance spot account per node) is
+    refused before anything starts. Prints the session folder and a summary: orders, fills, per instrument its
+    final position, net P&L and nautilus's realized P&L for comparison, then the session's total P&L from the
+    fills (net, gross, fees in whatever currency charged, rebates, funding).
     """
     from keel.live.environment import EnvironmentFileError
     from keel.live.session import EmulatorOverrides
@@ -67,16 +69,19 @@ def live(
         raise typer.Exit(code=1) from None
     typer.echo(f"session: {result.session_dir}")
     pnl = result.pnl
-    rows = [
-        ("orders", str(result.orders)),
-        ("fills", str(result.fills)),
-        *((f"final position {instrument_id}", position) for instrument_id, position in result.final_positions.items()),
+    rows = [("orders", str(result.orders)), ("fills", str(result.fills))]
+    for instrument_id, part in result.pnl_by_instrument.items():
+        rows += [
+            (f"{instrument_id} final position", result.final_positions.get(instrument_id, "unknown")),
+            (f"{instrument_id} net P&L", _money(part.net, part.currency)),
+            (f"{instrument_id} nautilus realized P&L (excl. base-asset fees)", result.nautilus_realized_pnl.get(instrument_id, "unknown")),
+        ]
+    rows += [
         ("net P&L", _money(pnl.net, pnl.currency)),
         ("gross P&L", _money(pnl.gross, pnl.currency)),
         ("fees", _money(pnl.fees, pnl.currency)),
         ("rebates", _money(pnl.rebates, pnl.currency)),
         ("funding", _money(pnl.funding, pnl.currency)),
-        *((f"nautilus realized P&L {instrument_id} (excl. base-asset fees)", value) for instrument_id, value in result.nautilus_realized_pnl.items()),
         ("flat after stop", "yes" if result.flat else "NO"),
     ]
     width = max(len(name) for name, _ in rows)

@@ -1,8 +1,11 @@
 """Build a nautilus ``TradingNode`` for one variant in one environment, and watch it start.
 
 One node runs one strategy config: the trader id comes from the variant and environment names, so the
-node's Redis keys (its memory of every order it sent) belong to that pair alone. The Binance spot data
-and execution clients get every base URL set explicitly: an unset URL would silently mean the real venue.
+node's Redis keys (its memory of every order it sent) belong to that pair alone. What the trader runs (the
+strategy, the session recorder, the variant's actors, the close-out controller) comes from
+``keel.assembly.assemble``, the same function a backtest's node is built from. The Binance spot data and
+execution clients load every instrument of the variant and get every base URL set explicitly: an unset URL
+would silently mean the real venue.
 """
 
 import re
@@ -25,6 +28,7 @@ from nautilus_trader.live.config import TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.identifiers import InstrumentId
 
+from keel.assembly import assemble
 from keel.live.credentials import ApiCredentials
 from keel.live.environment import LiveEnvironment
 from keel.live.environment import StateConfig
@@ -39,6 +43,10 @@ REDIS_PING_TIMEOUT_SECS = 2.0
 
 class NodeSetupError(RuntimeError):
     """The node cannot be set up: an unreachable service, or a URL it must not use."""
+
+
+class VenueNotServedError(ValueError):
+    """A variant trades on a venue the environment's node has no client for."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,33 @@ def trader_id_for(variant_name: str, environment_name: str) -> str:
         return re.sub(r"[^A-Z0-9_]", "_", text.upper()) or "X"
 
     return f"{clean(variant_name)}-{clean(environment_name)}"
+
+
+def check_venues_served(variant: Variant, environment: LiveEnvironment) -> None:
+    """
+    Refuse a variant whose venues the environment's node cannot serve.
+
+    A node has one account: the environment's ``venue`` (``binance_spot``: nautilus's Binance spot clients), so
+    the variant's venue models must be that one alone and its instruments must trade on the client's venue.
+    Live USD-M futures and OKX nodes do not exist yet, even though those variants backtest.
+
+    Raises
+    ------
+    VenueNotServedError
+        Naming the variant's venues (or the instrument) and what the environment serves.
+    """
+    if variant.venues != [environment.venue]:
+        raise VenueNotServedError(
+            f"variant {variant.name!r} trades on venues {variant.venues}, but environment {environment.name!r} serves "
+            f"one {environment.venue!r} account per node (venue: {environment.venue}); live nodes for other venues "
+            "do not exist yet",
+        )
+    for instrument_id in variant.instrument_ids:
+        if InstrumentId.from_str(instrument_id).venue.value != CLIENT_NAME:
+            raise VenueNotServedError(
+                f"variant {variant.name!r}: instrument {instrument_id} does not trade on {CLIENT_NAME}, the only venue "
+                f"of environment {environment.name!r} ({environment.venue})",
+            )
 
 
 def check_endpoints(environment: LiveEnvironment, endpoints: VenueEndpoints) -> None:
@@ -132,7 +167,7 @@ def build_node_config(
     environment: LiveEnvironment,
     endpoints: VenueEndpoints,
     credentials: ApiCredentials,
-    log_directory: Path | None,
+    session_dir: Path,
 ) -> TradingNodeConfig:
     """
     Return the ``TradingNodeConfig`` running ``variant`` in ``environment``.
@@ -147,10 +182,12 @@ def build_node_config(
         The URLs to connect to (checked against the environment kind).
     credentials : ApiCredentials
         API key and secret, given to the clients in memory.
-    log_directory : Path, optional
-        Folder of the node's log file (``node.log``); None logs to the console only.
+    session_dir : Path
+        The session folder: the recorder writes into it and the node logs to its ``node.log`` (the console
+        only shows warnings and errors).
     """
     check_endpoints(environment, endpoints)
+    components = assemble(variant, "live", session_dir=str(session_dir))
     instrument_provider = BinanceInstrumentProviderConfig(
         load_ids=frozenset(InstrumentId.from_str(instrument_id) for instrument_id in variant.instrument_ids),
     )
@@ -170,10 +207,10 @@ def build_node_config(
         trader_id=trader_id_for(variant.name, environment.name),
         logging=LoggingConfig(
             # The console only shows problems; node.log gets the environment's level.
-            log_level="WARNING" if log_directory is not None else environment.log_level,
-            log_level_file=environment.log_level if log_directory is not None else None,
-            log_directory=str(log_directory) if log_directory is not None else None,
-            log_file_name=NODE_LOG_NAME if log_directory is not None else None,
+            log_level="WARNING",
+            log_level_file=environment.log_level,
+            log_directory=str(session_dir),
+            log_file_name=NODE_LOG_NAME,
             log_colors=False,
         ),
         cache=CacheConfig(
@@ -190,7 +227,9 @@ def build_node_config(
             reconciliation_lookback_mins=environment.reconciliation.lookback_mins,
             reconciliation_startup_delay_secs=environment.reconciliation.startup_delay_secs,
         ),
-        strategies=[variant.strategy],
+        strategies=components.strategies,
+        actors=components.actors,
+        controller=components.controller,
         data_clients={CLIENT_NAME: data_client},
         exec_clients={CLIENT_NAME: exec_client},
         timeout_connection=timeouts.connection,

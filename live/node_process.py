@@ -28,8 +28,8 @@ from keel.live.node import build_node_config
 from keel.live.node import clear_node_state
 from keel.live.node import startup_failure
 from keel.live.recorder import SessionRecorder
-from keel.live.recorder import SessionRecorderConfig
 from keel.live.session_layout import VARIANT_YAML
+from keel.sizing import closable_quantity
 from keel.variant import load_variant
 
 STOP_POLL_SECS = 0.2
@@ -62,6 +62,33 @@ class NodeJob:
 
 
 @dataclass
+class InstrumentAfterStop:
+    """
+    What the node's cache held of one instrument after stop.
+
+    Parameters
+    ----------
+    net_position : str
+        nautilus's net position.
+    realized_pnl : str
+        nautilus's realized P&L (e.g. ``"-0.02 USDT"``): it leaves out commissions taken in the base asset, so
+        the session's own P&L is computed from its fills instead.
+    open_positions : list[str]
+        Positions still open (close-on-stop leaves none).
+    dust_positions : list[str]
+        Positions left that no order can close (``is_dust``): not open, and not flat either.
+    open_orders : list[str]
+        Orders still working (close-on-stop leaves none).
+    """
+
+    net_position: str = "0"
+    realized_pnl: str = "0"
+    open_positions: list[str] = field(default_factory=list)
+    dust_positions: list[str] = field(default_factory=list)
+    open_orders: list[str] = field(default_factory=list)
+
+
+@dataclass
 class NodeOutcome:
     """
     What the node did and what it left behind after stopping, as seen through its own cache.
@@ -76,31 +103,23 @@ class NodeOutcome:
         Why the run failed (clients never connected, strategy never RUNNING, an exception), or None.
     strategy_states : dict[str, str]
         State of each strategy when the node stopped.
-    open_positions : list[str]
-        Positions still open after stop (close-on-stop leaves none).
-    dust_positions : list[str]
-        Positions left after stop that no order can close (below the venue's size or notional minimum).
-    open_orders : list[str]
-        Orders still working after stop (close-on-stop leaves none).
-    net_positions : dict[str, str]
-        Net position per instrument after stop.
-    realized_pnl : dict[str, str]
-        nautilus's realized P&L per instrument after stop (e.g. ``"-0.02 USDT"``): it leaves out commissions
-        taken in the base asset, so the session's own P&L is computed from its fills instead.
+    instruments : dict[str, InstrumentAfterStop]
+        Per instrument (the variant's, and any other the cache held a position or an order of): what was left
+        after stop. Empty when the node never reported.
     recording : dict[str, Any]
-        The recorder's summary: record counts, re-stamped records, final books.
+        The recorder's summary: record counts, re-stamped records, final books, last trade prices.
     """
 
     start_ns: int = 0
     end_ns: int = 0
     failure: str | None = None
     strategy_states: dict[str, str] = field(default_factory=dict)
-    open_positions: list[str] = field(default_factory=list)
-    dust_positions: list[str] = field(default_factory=list)
-    open_orders: list[str] = field(default_factory=list)
-    net_positions: dict[str, str] = field(default_factory=dict)
-    realized_pnl: dict[str, str] = field(default_factory=dict)
+    instruments: dict[str, InstrumentAfterStop] = field(default_factory=dict)
     recording: dict[str, Any] = field(default_factory=dict)
+
+    def left_open(self) -> bool:
+        """Return True if a position (dust aside) or a working order was left after stop."""
+        return any(item.open_positions or item.open_orders for item in self.instruments.values())
 
 
 def run_node_job(job: NodeJob, stop_requested: Event, results: Queue) -> None:
@@ -110,7 +129,7 @@ def run_node_job(job: NodeJob, stop_requested: Event, results: Queue) -> None:
         session_dir = Path(job.session_dir)
         variant = load_variant(session_dir / VARIANT_YAML)
         config = build_node_config(variant, job.environment, job.endpoints, job.credentials, session_dir)
-        _run(job, variant.instrument_ids, config, stop_requested, outcome)
+        _run(job, [InstrumentId.from_str(instrument_id) for instrument_id in variant.instrument_ids], config, stop_requested, outcome)
     except Exception as error:  # reported to the parent, which writes it into session.json
         outcome.failure = outcome.failure or f"{type(error).__name__}: {error}"
     results.put(outcome)
@@ -118,7 +137,7 @@ def run_node_job(job: NodeJob, stop_requested: Event, results: Queue) -> None:
 
 def _run(
     job: NodeJob,
-    instrument_ids: list[str],
+    instrument_ids: list[InstrumentId],
     config: TradingNodeConfig,
     stop_requested: Event,
     outcome: NodeOutcome,
@@ -127,10 +146,7 @@ def _run(
     if environment.state.fresh_on_start:
         clear_node_state(environment.state, config.trader_id.value)
     node = build_node(config)
-    recorder = SessionRecorder(
-        SessionRecorderConfig(session_dir=job.session_dir, instrument_ids=[InstrumentId.from_str(instrument_id) for instrument_id in instrument_ids]),
-    )
-    node.trader.add_actor(recorder)
+    recorder = _recorder(node)
     loop = node.get_event_loop()
     stopping = False
     came_up = False
@@ -167,24 +183,38 @@ def _run(
     try:
         node.run()
     finally:
-        _inspect_after_stop(node, [InstrumentId.from_str(instrument_id) for instrument_id in instrument_ids], outcome)
+        _inspect_after_stop(node, instrument_ids, outcome)
         node.dispose()
         outcome.end_ns = time.time_ns()
         outcome.recording = recorder.summary()
 
 
+def _recorder(node: TradingNode) -> SessionRecorder:
+    """Return the session recorder the assembly put on the node's trader (its summary is read after the run)."""
+    recorders = [actor for actor in node.trader.actors() if isinstance(actor, SessionRecorder)]
+    if len(recorders) != 1:
+        raise RuntimeError(f"the node's trader runs {len(recorders)} session recorders, expected 1 (keel.assembly.assemble)")
+    return recorders[0]
+
+
 def _inspect_after_stop(node: TradingNode, instrument_ids: list[InstrumentId], outcome: NodeOutcome) -> None:
     cache = node.cache
     outcome.strategy_states = {str(key): value for key, value in node.trader.strategy_states().items()}
+    instruments = {instrument_id.value: InstrumentAfterStop() for instrument_id in instrument_ids}
+    for instrument_id in instrument_ids:
+        item = instruments[instrument_id.value]
+        item.net_position = str(node.portfolio.net_position(instrument_id))
+        realized = node.portfolio.realized_pnl(instrument_id)
+        item.realized_pnl = str(realized) if realized is not None else "0"
     for position in cache.positions_open():
+        item = instruments.setdefault(position.instrument_id.value, InstrumentAfterStop())
         if is_dust(position, cache.instrument(position.instrument_id)):
-            outcome.dust_positions.append(repr(position))
+            item.dust_positions.append(repr(position))
         else:
-            outcome.open_positions.append(repr(position))
-    outcome.open_orders = [repr(order) for order in cache.orders_open()]
-    outcome.net_positions = {instrument_id.value: str(node.portfolio.net_position(instrument_id)) for instrument_id in instrument_ids}
-    realized = {instrument_id.value: node.portfolio.realized_pnl(instrument_id) for instrument_id in instrument_ids}
-    outcome.realized_pnl = {key: str(value) if value is not None else "0" for key, value in realized.items()}
+            item.open_positions.append(repr(position))
+    for order in cache.orders_open():
+        instruments.setdefault(order.instrument_id.value, InstrumentAfterStop()).open_orders.append(repr(order))
+    outcome.instruments = instruments
 
 
 def is_dust(position: Position, instrument: Instrument | None) -> bool:
@@ -193,16 +223,10 @@ def is_dust(position: Position, instrument: Instrument | None) -> bool:
 
     Binance spot takes a buy's commission in the bought asset, so closing exactly what was bought is
     impossible: the sell is rounded down to the size step and a remainder below the step (or below the
-    minimum quantity / notional) stays in the account. Such a position is reported as dust, not as open.
+    minimum quantity / notional, valued at the position's opening price) stays in the account. Such a position
+    is reported as dust, not as open. The rule itself is ``keel.sizing.closable_quantity``, the one strategies
+    size their closing orders by.
     """
     if instrument is None:
         return False
-    if position.quantity < instrument.size_increment:
-        return True
-    closable = instrument.make_qty(position.quantity, round_down=True)
-    if closable == 0 or (instrument.min_quantity is not None and closable < instrument.min_quantity):
-        return True
-    if instrument.min_notional is not None:
-        notional = instrument.notional_value(closable, instrument.make_price(position.avg_px_open))
-        return notional < instrument.min_notional
-    return False
+    return closable_quantity(instrument, position.quantity.as_decimal(), position.avg_px_open) is None

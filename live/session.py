@@ -33,6 +33,7 @@ from keel.live.environment import load_environment
 from keel.live.environment import resolve_environment_path
 from keel.live.node import VenueEndpoints
 from keel.live.node import check_redis
+from keel.live.node import check_venues_served
 from keel.live.node import trader_id_for
 from keel.live.node_process import NodeJob
 from keel.live.node_process import NodeOutcome
@@ -116,7 +117,7 @@ class SessionResult:
     fills : int
         Fills received.
     final_positions : dict[str, str]
-        Net position of each of the variant's instruments after stop.
+        nautilus's net position of each instrument after stop.
     pnl : PnlComponents
         The session's P&L by component over all instruments, from its fills (every commission included) and
         funding, as in ``session.json``.
@@ -174,6 +175,8 @@ def run_live_session(
     ------
     keel.variant.VariantError, keel.live.environment.EnvironmentFileError
         For a bad variant or environment file.
+    keel.live.node.VenueNotServedError
+        For a variant trading on a venue the environment's node does not serve.
     SessionInputError
         For a bad override or duration, a missing catalog, or a session folder that is not empty.
     LiveSessionError
@@ -182,6 +185,7 @@ def run_live_session(
     """
     environment = load_environment(env_path)
     variant = load_variant(variant_path)
+    check_venues_served(variant, environment)
     environment = _apply_overrides(environment, overrides, Path(resolve_environment_path(env_path)))
     if duration is not None and duration <= 0:
         raise SessionInputError(f"--duration must be > 0 seconds, got {duration}")
@@ -381,7 +385,7 @@ def _session_document(
     orders = pl.read_parquet(folder / ORDERS_PARQUET) if (folder / ORDERS_PARQUET).exists() else None
     emulator = environment.emulator
     # A node that failed was not seen to stop cleanly: its cache cannot vouch for what it left behind.
-    flat = outcome.failure is None and not outcome.open_positions and not outcome.open_orders
+    flat = outcome.failure is None and not outcome.left_open()
     return {
         "status": "failed" if outcome.failure else "completed" if flat else "not_flat",
         "failure": outcome.failure,
@@ -410,12 +414,9 @@ def _session_document(
         "pnl": session_pnl(folder, variant.instrument_ids, fills, outcome.recording.get("last_trade_prices", {})),
         "after_stop": {
             "flat": flat,
-            "open_positions": outcome.open_positions,
-            "dust_positions": outcome.dust_positions,
-            "open_orders": outcome.open_orders,
-            "net_positions": outcome.net_positions,
-            "realized_pnl": outcome.realized_pnl,  # nautilus's: without base-asset commissions; see "pnl"
             "strategy_states": outcome.strategy_states,
+            # realized_pnl is nautilus's: without base-asset commissions; see "pnl"
+            "by_instrument": {instrument_id: asdict(item) for instrument_id, item in outcome.instruments.items()},
         },
     }
 
@@ -471,14 +472,15 @@ def session_pnl(
 def _result(folder: Path, session: dict[str, Any]) -> SessionResult:
     after_stop = session["after_stop"]
     pnl = msgspec.convert({key: value for key, value in session["pnl"].items() if key != "marks"}, PortfolioPnl)
+    instruments = after_stop["by_instrument"]
     return SessionResult(
         session_dir=folder,
         orders=session["counts"]["orders"],
         fills=session["counts"]["fills"],
-        final_positions=after_stop["net_positions"],
+        final_positions={instrument_id: item["net_position"] for instrument_id, item in instruments.items()},
         pnl=pnl.total,
         pnl_by_instrument=pnl.by_instrument,
-        nautilus_realized_pnl=after_stop["realized_pnl"],
+        nautilus_realized_pnl={instrument_id: item["realized_pnl"] for instrument_id, item in instruments.items()},
         flat=after_stop["flat"],
         session=session,
     )

@@ -1,4 +1,4 @@
-"""A tiny deterministic strategy for the live tests: buy after N trades, sell after M, flatten on stop."""
+"""Tiny deterministic strategies for the live tests: buy after N trades, sell after M, flatten on stop; one or several instruments."""
 
 from decimal import Decimal
 
@@ -61,3 +61,53 @@ class ProbeStrategy(Strategy):
         instrument = self.cache.instrument(self.config.instrument_id)
         size = instrument.make_qty(quantity if quantity is not None else self.config.trade_size, round_down=True)
         self.submit_order(self.order_factory.market(self.config.instrument_id, side, size))
+
+
+class BasketProbeStrategyConfig(StrategyConfig, frozen=True):
+    """
+    Configuration of the basket probe strategy.
+
+    Parameters
+    ----------
+    instrument_ids : list[InstrumentId]
+        Instruments to trade, each on its own trade ticks.
+    trade_sizes : list[Decimal]
+        Quantity of each instrument's market buy (base currency), in the order of ``instrument_ids``.
+    entry_trade : int
+        Buy an instrument at market on its ``entry_trade``-th trade tick.
+    """
+
+    instrument_ids: list[InstrumentId]
+    trade_sizes: list[Decimal]
+    entry_trade: int = 20
+
+
+class BasketProbeStrategy(Strategy):
+    """Buy each instrument at its ``entry_trade``-th trade tick and hold; flatten every instrument on stop."""
+
+    def __init__(self, config: BasketProbeStrategyConfig) -> None:
+        super().__init__(config)
+        self._trades_seen = dict.fromkeys(config.instrument_ids, 0)
+
+    def on_start(self) -> None:
+        for instrument_id in self.config.instrument_ids:
+            self.subscribe_trade_ticks(instrument_id)
+
+    def on_trade_tick(self, tick: TradeTick) -> None:
+        instrument_id = tick.instrument_id
+        self._trades_seen[instrument_id] += 1
+        if self._trades_seen[instrument_id] == self.config.entry_trade:
+            size = self.config.trade_sizes[self.config.instrument_ids.index(instrument_id)]
+            self._market(instrument_id, OrderSide.BUY, size)
+
+    def on_stop(self) -> None:
+        for instrument_id in self.config.instrument_ids:
+            self.cancel_all_orders(instrument_id)
+            for position in self.cache.positions_open(instrument_id=instrument_id, strategy_id=self.id):
+                # The buy's commission was taken in the bought asset: sell what is held, rounded down to the step.
+                self._market(instrument_id, position.closing_order_side(), position.quantity.as_decimal())
+            self.unsubscribe_trade_ticks(instrument_id)
+
+    def _market(self, instrument_id: InstrumentId, side: OrderSide, quantity: Decimal) -> None:
+        size = self.cache.instrument(instrument_id).make_qty(quantity, round_down=True)
+        self.submit_order(self.order_factory.market(instrument_id, side, size))

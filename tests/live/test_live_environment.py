@@ -5,7 +5,9 @@ from pathlib import Path
 import msgspec
 import pytest
 import yaml
+from nautilus_trader.common.config import ActorFactory
 
+from keel.assembly import assemble
 from keel.live.credentials import CredentialsError
 from keel.live.credentials import generate_credentials
 from keel.live.credentials import resolve_credentials
@@ -14,9 +16,13 @@ from keel.live.environment import load_environment
 from keel.live.environment import resolve_environment_path
 from keel.live.node import NodeSetupError
 from keel.live.node import VenueEndpoints
+from keel.live.node import VenueNotServedError
 from keel.live.node import build_node_config
 from keel.live.node import check_redis
+from keel.live.node import check_venues_served
 from keel.live.node import trader_id_for
+from keel.live.recorder import SessionRecorder
+from keel.live.session_layout import NODE_LOG_NAME
 from keel.settings import CONFIGS_DIR
 from keel.variant import Variant
 
@@ -45,6 +51,19 @@ def _variant() -> Variant:
                 "bar_type": "BTCUSDT.BINANCE-1-MINUTE-LAST-INTERNAL",
                 "trade_size": "0.0002",
             },
+        },
+    }
+    return msgspec.convert(document, Variant)
+
+
+def _basket_variant(instrument_ids: list[str], venues: list[str] | None = None) -> Variant:
+    document = {
+        "name": "basket",
+        "venues": venues or ["binance_spot"],
+        "strategy": {
+            "strategy_path": "probe_strategy:BasketProbeStrategy",
+            "config_path": "probe_strategy:BasketProbeStrategyConfig",
+            "config": {"instrument_ids": instrument_ids, "trade_sizes": ["0.0002"] * len(instrument_ids)},
         },
     }
     return msgspec.convert(document, Variant)
@@ -115,7 +134,7 @@ def test_watchdog_must_outlast_connection_timeout(tmp_path: Path) -> None:
         load_environment(_write(tmp_path, document))
 
 
-def test_node_config_refuses_unset_or_remote_urls_for_emulator() -> None:
+def test_node_config_refuses_unset_or_remote_urls_for_emulator(tmp_path: Path) -> None:
     environment = load_environment("emulator")
     credentials = generate_credentials("hmac")
     for endpoints in (
@@ -123,12 +142,12 @@ def test_node_config_refuses_unset_or_remote_urls_for_emulator() -> None:
         VenueEndpoints(http=LOOPBACK.http, ws_stream="wss://stream.binance.com:9443", ws_api=LOOPBACK.ws_api),
     ):
         with pytest.raises(NodeSetupError, match="not a loopback URL; refused"):
-            build_node_config(_variant(), environment, endpoints, credentials, None)
+            build_node_config(_variant(), environment, endpoints, credentials, tmp_path)
 
 
-def test_node_config_wires_every_url_reconciliation_and_redis() -> None:
+def test_node_config_wires_every_url_reconciliation_and_redis(tmp_path: Path) -> None:
     environment = load_environment("emulator")
-    config = build_node_config(_variant(), environment, LOOPBACK, generate_credentials("hmac"), None)
+    config = build_node_config(_variant(), environment, LOOPBACK, generate_credentials("hmac"), tmp_path)
 
     data, execution = config.data_clients["BINANCE"], config.exec_clients["BINANCE"]
     assert (data.base_url_http, data.base_url_ws) == (LOOPBACK.http, LOOPBACK.ws_stream)
@@ -139,7 +158,39 @@ def test_node_config_wires_every_url_reconciliation_and_redis() -> None:
     assert config.exec_engine.reconciliation_lookback_mins is None
     assert (config.cache.database.type, config.cache.database.host) == ("redis", "127.0.0.1")
     assert config.trader_id.value == trader_id_for("probe", "emulator") == "PROBE-EMULATOR"
-    assert config.strategies == [_variant().strategy]
+    assert (config.logging.log_directory, config.logging.log_file_name) == (str(tmp_path), NODE_LOG_NAME)
+
+
+def test_node_runs_what_the_assembly_gives_for_every_instrument(tmp_path: Path) -> None:
+    variant = _basket_variant(["BTCUSDT.BINANCE", "ETHUSDT.BINANCE"])
+    config = build_node_config(variant, load_environment("emulator"), LOOPBACK, generate_credentials("hmac"), tmp_path)
+
+    components = assemble(variant, "live", session_dir=str(tmp_path))
+    assert (config.strategies, config.actors, config.controller) == (components.strategies, components.actors, components.controller)
+    recorder = ActorFactory.create(config.actors[0])  # built by import path, as the node's kernel builds it
+    assert isinstance(recorder, SessionRecorder)
+    assert [str(i) for i in recorder.config.instrument_ids] == ["BTCUSDT.BINANCE", "ETHUSDT.BINANCE"]
+    assert recorder.config.session_dir == str(tmp_path)
+    for client in (config.data_clients["BINANCE"], config.exec_clients["BINANCE"]):
+        assert sorted(str(i) for i in client.instrument_provider.load_ids) == ["BTCUSDT.BINANCE", "ETHUSDT.BINANCE"]
+
+
+@pytest.mark.parametrize(
+    ("venues", "instrument_ids", "expected"),
+    [
+        (["binance_usdm"], ["BTCUSDT-PERP.BINANCE"], r"venues \['binance_usdm'\], but environment 'emulator' serves one 'binance_spot' account"),
+        (["okx"], ["BTC-USDT.OKX"], r"venues \['okx'\], but environment 'emulator' serves one 'binance_spot' account"),
+        (["binance_spot", "okx"], ["BTCUSDT.BINANCE", "BTC-USDT.OKX"], r"venues \['binance_spot', 'okx'\]"),
+        (["binance_spot"], ["BTC-USDT.OKX"], r"instrument BTC-USDT.OKX does not trade on BINANCE"),
+    ],
+)
+def test_a_node_refuses_venues_it_does_not_serve(venues: list[str], instrument_ids: list[str], expected: str) -> None:
+    with pytest.raises(VenueNotServedError, match=expected):
+        check_venues_served(_basket_variant(instrument_ids, venues), load_environment("emulator"))
+
+
+def test_a_binance_spot_basket_is_served() -> None:
+    check_venues_served(_basket_variant(["BTCUSDT.BINANCE", "ETHUSDT.BINANCE"]), load_environment("emulator"))
 
 
 def test_generated_secret_stays_out_of_repr() -> None:
