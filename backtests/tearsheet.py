@@ -13,7 +13,6 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -113,7 +112,7 @@ class Markers:
     up: bool
     hollow: bool = False
     size: float = 5.0
-    titles: list[str] | None = field(default=None)
+    titles: list[str] | None = None
 
 
 @dataclass(frozen=True)
