@@ -24,6 +24,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -47,7 +48,7 @@ from keel.data.okx_recording import sample_okx_recordings
 _DATA_TYPES = ("trade_tick", "quote_tick", "order_book_deltas")
 _NANOS_PER_SECOND = 1_000_000_000
 
-# (rows of a decoded line: trades, quotes, delta levels, each as the wrangler frames' columns)
+# What a nautilus reading returns: trade, quote and delta-level rows, each a tuple of its wrangler frame's columns.
 _Rows = tuple[list[tuple], list[tuple], list[tuple]]
 
 
@@ -162,13 +163,13 @@ def okx_rows(path: Path, inst_id: str) -> _Rows:
 SOURCES = {
     "binance-spot": RecordingSource(
         SAMPLE_BINANCE_SPOT_DIR / "btcusdt_20240808.gz",
-        lambda sample, target, copies: repeated_recording(sample, target, copies, bridge_offset=1),
+        partial(repeated_recording, bridge_offset=1),
         ingest_binance_spot,
         binance_rows,
     ),
     "binance-usdm": RecordingSource(
         SAMPLE_BINANCE_USDM_DIR / "btcusdt_20240808_first40s.gz",
-        lambda sample, target, copies: repeated_recording(sample, target, copies, bridge_offset=0),
+        partial(repeated_recording, bridge_offset=0),
         ingest_binance_usdm,
         binance_rows,
     ),
