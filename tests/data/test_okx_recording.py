@@ -315,6 +315,25 @@ def test_seq_id_becomes_the_delta_sequence(lines: list[bytes], tmp_path: Path) -
     assert (deltas[0].sequence, deltas[-1].sequence) == (1005, 1000 + 5 * 98)
 
 
+def test_an_update_without_levels_writes_no_delta_but_counts_as_a_message(lines: list[bytes], tmp_path: Path) -> None:
+    # OKX may push an update that changes nothing: its checksum is the previous one's, and it has no delta to write.
+    index = _books_update_line(lines, "BTC-USDT", 10)
+    ts_text, payload = lines[index].split(b": ", 1)
+    message = json.loads(payload)
+    message["data"][0].update(bids=[], asks=[])
+    empty_update = ts_text + b": " + json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    catalog = tmp_path / "catalog"
+
+    report = ingest_okx_recording([_write(tmp_path / "empty.gz", [*lines[: index + 1], empty_update, *lines[index + 1 :]])], catalog)
+
+    assert report.checksums_verified == 291
+    deltas = ParquetDataCatalog(str(catalog)).order_book_deltas(instrument_ids=[BTC_USDT])
+    assert len(deltas) == 4969
+    assert sum(delta.flags & RecordFlag.F_LAST != 0 for delta in deltas) == 98
+    # The sequence counts books messages: the 99 messages end at 99.
+    assert deltas[-1].sequence == 99
+
+
 def test_truncated_gzip_is_refused(catalog: Path, tmp_path: Path) -> None:
     data = RECORDING.read_bytes()
     truncated = tmp_path / "truncated.gz"
