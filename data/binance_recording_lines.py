@@ -1,8 +1,9 @@
-"""Decode a block of Binance recording lines at once: one polars JSON pass per message kind instead of a Python call per line.
+"""Decode a block of Binance recording lines at once: a few polars passes per message kind instead of a Python call per line.
 
 A block is whole lines of the uncompressed recording. Each line is split into its receive time and payload,
 classified by its ``stream`` (trade, bookTicker, depth) or as a REST snapshot, and every kind's payloads are
-decoded by polars into typed columns. What needs no state is checked here, vectorized: the line layout, the
+decoded by polars into typed columns: split at their double quotes by the CSV reader and read by position when
+they all have the first one's layout (:func:`_by_template`), else by the JSON reader. What needs no state is checked here, vectorized: the line layout, the
 message shapes, the stream/symbol match, ``U <= u`` and receive times not going backwards. Anything unexpected
 sends the block through :func:`first_line_problem`, the per-line msgspec decode, which names the first bad line
 exactly as a line-by-line reader would; it costs time only on a bad file.
