@@ -1,6 +1,6 @@
 """Reuse the gate's backtest over a session when nothing it depends on changed.
 
-The backtest over a session is determined by the variant, the venue model (with the latency the gate chose),
+The backtest over a session is determined by the variant, the venue models (with the latency the gate chose),
 the window and the catalog files; their hash is the key. A gate run again on the same session (by an
 operator, or by tests that tamper with the fills of copies of one session) copies the cached run folder
 instead of running nautilus again.
@@ -18,11 +18,12 @@ from keel.backtests.venues import VenueModel
 from keel.variant import Variant
 
 
-def backtest_key(variant: Variant, venue: VenueModel, start_ns: int, end_ns: int, catalog_digests: dict[str, str]) -> str:
-    """Return the sha256 of everything the backtest over a session depends on."""
+def backtest_key(variant: Variant, venues: dict[str, VenueModel], start_ns: int, end_ns: int, catalog_digests: dict[str, str]) -> str:
+    """Return the sha256 of everything the backtest over a session depends on (``venues`` by nautilus venue)."""
     inputs = {
         "strategy": variant.to_primitives()["strategy"],
-        "venue": venue.to_primitives(),
+        "actors": variant.to_primitives()["actors"],
+        "venues": {name: venue.to_primitives() for name, venue in venues.items()},
         "start_ns": start_ns,
         "end_ns": end_ns,
         "catalog": catalog_digests,

@@ -6,7 +6,9 @@ folder (``keel.validation.recorded_session``: refused, exit 2, unless complete, 
 completed and self-consistent), then backtests the same variant file over exactly that data and window,
 matches orders (``keel.validation.matching``), runs every check of ``keel.validation.checks`` against the
 thresholds of ``configs/gate.yaml``, writes ``gate_report.json``, ``gate_report.md`` and ``gate_report.html``,
-and appends the decision to the log (``keel.validation.decisions``), refusals included.
+and appends the decision to the log (``keel.validation.decisions``), refusals included. A variant of several
+instruments is gated on every one of them: orders match within an instrument, P&L is compared in total and
+per instrument, and the reports have a section per instrument.
 """
 
 import json
@@ -26,7 +28,11 @@ from keel.backtests.venues import VenueModel
 from keel.backtests.venues import venue_models_for
 from keel.live.session_layout import GATE_DIR
 from keel.live.session_layout import MANIFEST_JSON
-from keel.pnl import InstrumentTerms
+from keel.live.session_layout import SESSION_JSON
+from keel.live.session_layout import VARIANT_YAML
+from keel.backtests.result import RunResult
+from keel.pnl import TOTAL
+from keel.pnl import portfolio_pnl
 from keel.validation.backtest_cache import backtest_key
 from keel.validation.backtest_cache import cached_backtest
 from keel.validation.checks import Check
@@ -42,8 +48,7 @@ from keel.validation.errors import GateInputError
 from keel.validation.html_report import write_html_report
 from keel.validation.latency import order_round_trips_ms
 from keel.validation.matching import Matching
-from keel.validation.matching import match_orders
-from keel.validation.matching import orders_from_fills
+from keel.validation.matching import match_orders_by_instrument
 from keel.validation.recorded_session import RecordedSession
 from keel.validation.recorded_session import file_sha256
 from keel.validation.recorded_session import load_recorded_session
@@ -71,15 +76,20 @@ class GateReport:
     checks : list[Check]
         Every check, passed or not.
     pnl : dict[str, dict[str, float]]
-        P&L components (``gross``, ``fees``, ``rebates``, ``funding``, ``net``, ``slippage``) and ``notional``
-        of ``backtest`` and ``live``, in the quote currency.
+        Total P&L components (``gross``, ``fees``, ``rebates``, ``funding``, ``net``, ``slippage``) and
+        ``notional`` of ``backtest`` and ``live``, in the P&L currency.
+    pnl_by_instrument : dict[str, dict[str, dict[str, float]]]
+        The same per instrument of the variant: ``{instrument_id: {"backtest": ..., "live": ...}}``.
+    currency : str
+        The P&L currency.
     matching : Matching
         Matched pairs and unmatched orders.
     report_dir : Path
         Folder with ``gate_report.json``, ``gate_report.md``, ``gate_report.html``, ``pairs.parquet`` and the
         backtest run.
     backtest_latency_ms : float
-        The one-way latency the backtest over the session ran with.
+        The one-way latency the backtest over the session ran with (of the variant's first venue when the
+        venue models differ).
     latency_source : str
         ``measured`` (the session's median order round trip) or ``venue_model``.
     round_trips_ms : pl.Series
@@ -93,6 +103,8 @@ class GateReport:
     reasons: list[str]
     checks: list[Check]
     pnl: dict[str, dict[str, float]]
+    pnl_by_instrument: dict[str, dict[str, dict[str, float]]]
+    currency: str
     matching: Matching
     report_dir: Path
     backtest_latency_ms: float
@@ -155,7 +167,7 @@ def _gate(
 ) -> GateReport:
     thresholds = load_thresholds(thresholds_file)
     variant = load_variant(variant_path)
-    session = load_recorded_session(session_dir, variant.instrument_ids[0])
+    session = load_recorded_session(session_dir, variant.instrument_ids)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report_dir = Path(out_dir) if out_dir else session.session_dir / GATE_DIR / stamp
     staging = report_dir.with_name(report_dir.name + ".partial")
@@ -183,10 +195,11 @@ def _judge(
     record: dict[str, Any],
 ) -> GateReport:
     """Backtest over the session, compare, put the verdict on record and write the reports into ``staging``."""
+    _check_venues(variant, session)
     mismatch = _variant_mismatch(variant, session)
     round_trips = order_round_trips_ms(session.orders)
-    venue, latency_source = _backtest_venue(variant, session, round_trips, thresholds)
-    key = backtest_key(variant, venue, session.start_ns, session.end_ns, session.catalog_digests)
+    venues, latency_source = _backtest_venues(variant, session, thresholds)
+    key = backtest_key(variant, venues, session.start_ns, session.end_ns, session.catalog_digests)
     backtest = cached_backtest(
         Path(backtest_cache) if backtest_cache else None,
         key,
@@ -197,51 +210,60 @@ def _judge(
             run_dir=run_dir,
             start=session.start_ns,
             end=session.end_ns,
-            venues=[venue],
+            venues=list(venues.values()),
             log_to_mlflow=log_to_mlflow,
             experiment="gate",
             tags={"keel.gate.session": session.session_id},
             tearsheet=True,
         ),
     )
-    terms = InstrumentTerms.of(session.instrument)
-    equity = backtest.equity.filter(pl.col("instrument_id") == session.instrument.id.value)
-    mark = float(equity["price"][-1])
-    matching = match_orders(
-        orders_from_fills(backtest.fills, terms),
-        orders_from_fills(session.fills, terms),
-        thresholds.match_tolerance_ms,
-    )
-    backtest_orders = backtest.orders
-    matching = _with_order_types(matching, backtest_orders, session.orders)
+    terms = {instrument_id: session.terms[instrument_id] for instrument_id in variant.instrument_ids}
+    matching = match_orders_by_instrument(backtest.fills, session.fills, terms, thresholds.match_tolerance_ms)
+    matching = _with_order_types(matching, backtest.orders, session.orders)
+    # Both sides marked at the backtest's last price of each instrument, so marking adds no difference.
+    marks = _backtest_marks(backtest, session)
     pnl = {
-        "backtest": pnl_by_component(backtest.fills, session.instrument, mark, 0.0),
-        "live": pnl_by_component(session.fills, session.instrument, mark, live_slippage(matching.pairs)),
+        "backtest": pnl_by_component(portfolio_pnl(backtest.fills, terms, marks, backtest.funding), {}),
+        "live": pnl_by_component(
+            # Fills of another instrument fail their own check; they have no place in the variant's P&L.
+            portfolio_pnl(session.fills.filter(pl.col("instrument_id").is_in(variant.instrument_ids)), terms, marks, session.funding),
+            live_slippage(matching.pairs),
+        ),
     }
     refused = {
-        "backtest": _refused_orders(backtest_orders, "status", _REFUSAL_STATUSES),
+        "backtest": _refused_orders(backtest.orders, "status", _REFUSAL_STATUSES),
         "live": _refused_orders(session.orders, "event_type", _REFUSAL_EVENTS),
     }
-    checks = build_checks(thresholds, matching, pnl, mismatch, refused, session, variant.instrument_ids[0])
+    checks = build_checks(thresholds, matching, pnl, mismatch, refused, session, variant.instrument_ids)
     reasons = [f"{check.name} = {_fmt(check.value)}, expected {check.limit}" for check in checks if not check.passed]
     if mismatch:
         reasons.insert(0, mismatch)
     verdict = "promote" if not reasons else "reject"
     decision = append_decision(record | {"verdict": verdict, "reasons": reasons, "report_dir": str(report_dir)})
+    first_venue = venues[variant.instrument_ids[0].rsplit(".", 1)[1]]
     report = GateReport(
         promoted=not reasons,
         reasons=reasons,
         checks=checks,
-        pnl=pnl,
+        pnl={side: components[TOTAL] for side, components in pnl.items()},
+        pnl_by_instrument={instrument_id: {side: components[instrument_id] for side, components in pnl.items()} for instrument_id in variant.instrument_ids},
+        currency=session.terms[variant.instrument_ids[0]].quote_currency,
         matching=matching,
         report_dir=report_dir,
-        backtest_latency_ms=venue.latency.base_ms + venue.latency.insert_ms,
+        backtest_latency_ms=first_venue.latency.base_ms + first_venue.latency.insert_ms,
         latency_source=latency_source,
         round_trips_ms=round_trips,
         decision=decision,
     )
-    _write_reports(staging, report, session, variant_path, thresholds, venue, equity, backtest.fills)
+    _write_reports(staging, report, session, variant_path, thresholds, venues, backtest)
     return report
+
+
+def _backtest_marks(backtest: RunResult, session: RecordedSession) -> dict[str, float]:
+    """Return each instrument's last price in the backtest (the session's recorded mark for one the backtest saw no print of)."""
+    last = backtest.equity.filter(pl.col("instrument_id") != TOTAL).group_by("instrument_id").agg(pl.col("price").sort_by("ts").last())
+    marks = {mark_id: mark["price"] for mark_id, mark in session.document["pnl"]["marks"].items()}
+    return marks | dict(zip(last["instrument_id"].to_list(), last["price"].to_list(), strict=True))
 
 
 def _decision_inputs(variant_path: Path, session_dir: Path, thresholds_file: str | Path | None, operator: str | None) -> dict[str, Any]:
@@ -261,28 +283,44 @@ def _decision_inputs(variant_path: Path, session_dir: Path, thresholds_file: str
     }
 
 
-def _backtest_venue(variant: Variant, session: RecordedSession, round_trips: pl.Series, thresholds: GateThresholds) -> tuple[VenueModel, str]:
-    """Return the venue model of the variant, with the session's measured round trip as latency when asked, and which latency it has."""
-    venue = venue_models_for(variant)[session.instrument.id.venue.value]
+def _backtest_venues(variant: Variant, session: RecordedSession, thresholds: GateThresholds) -> tuple[dict[str, VenueModel], str]:
+    """
+    Return the venue models of the variant by nautilus venue, each with the session's measured round trip at that
+    venue as latency when asked, and which latency they have.
+    """
+    venues = venue_models_for(variant)
     if thresholds.backtest_latency != "measured":
-        return venue, "venue_model"
-    if round_trips.len() == 0:
-        # No order was answered: nothing to measure; the session then fails "live orders" anyway.
-        return venue, "venue_model (the session has no answered order to measure)"
-    # nautilus' backtest hands the venue's answer back to the strategy at once, live it takes the return leg:
-    # the whole round trip on the way in makes the strategy learn of its fills when it did live (its next
-    # decision waits on that), at the cost of matching against the book half a round trip late.
-    latency = msgspec.structs.replace(venue.latency, base_ms=float(round_trips.median()), insert_ms=0.0)
-    return msgspec.structs.replace(venue, latency=latency), "measured"
+        return venues, "venue_model"
+    measured: dict[str, VenueModel] = {}
+    for name, venue in venues.items():
+        round_trips = order_round_trips_ms(session.orders.filter(pl.col("instrument_id").str.ends_with(f".{name}")))
+        if round_trips.len() == 0:
+            # No order was answered: nothing to measure; the session then fails "live orders" anyway.
+            return venues, f"venue_model (the session has no answered order at {name} to measure)"
+        # nautilus' backtest hands the venue's answer back to the strategy at once, live it takes the return leg:
+        # the whole round trip on the way in makes the strategy learn of its fills when it did live (its next
+        # decision waits on that), at the cost of matching against the book half a round trip late.
+        latency = msgspec.structs.replace(venue.latency, base_ms=float(round_trips.median()), insert_ms=0.0)
+        measured[name] = msgspec.structs.replace(venue, latency=latency)
+    return measured, "measured"
+
+
+def _check_venues(variant: Variant, session: RecordedSession) -> None:
+    """Refuse a variant whose venue models are not the session's: a backtest at other venues replays nothing the session lived."""
+    for where, ran in (
+        (session.session_dir / SESSION_JSON, session.document["variant"].get("venues")),
+        (session.session_dir / VARIANT_YAML, session.recorded_variant.venues),
+    ):
+        if ran != variant.venues:
+            raise GateInputError(f"{where}: the session ran at venues {ran}, the variant given trades at {variant.venues}")
 
 
 def _variant_mismatch(variant: Variant, session: RecordedSession) -> str | None:
-    """Compare what decides the trading (strategy, its config, the venue), not the name or description."""
-    given = {"strategy": msgspec.to_builtins(variant.strategy), "venues": variant.venues}
-    recorded = session.document["variant"]
+    """Compare what decides the trading (strategy and its config), not the name or description; venues are refused before."""
+    given = msgspec.to_builtins(variant.strategy)
     for where, ran in (
-        ("session.json", {"strategy": recorded.get("strategy", {}), "venues": recorded.get("venues")}),
-        ("variant.yaml", {"strategy": msgspec.to_builtins(session.recorded_variant.strategy), "venues": session.recorded_variant.venues}),
+        ("session.json", session.document["variant"].get("strategy", {})),
+        ("variant.yaml", msgspec.to_builtins(session.recorded_variant.strategy)),
     ):
         if ran != given:
             return f"the variant given is not the one the session ran ({where}): session ran {ran}, given {given}"
@@ -378,15 +416,24 @@ def _exact(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.10g}"
 
 
+def _pnl_rows(pnl: dict[str, dict[str, float]], backtest_notional: float) -> list[str]:
+    """Return the markdown rows of one P&L table (total or one instrument), differences in bps of the backtest's total notional."""
+    rows = []
+    for component in (*PNL_COMPONENTS, "notional"):
+        difference = pnl["live"][component] - pnl["backtest"][component]
+        in_bps = f"{difference / backtest_notional * 10_000:+.3f}" if backtest_notional else "n/a"
+        rows.append(f"| {component} | {pnl['backtest'][component]:.6f} | {pnl['live'][component]:.6f} | {difference:+.6f} | {in_bps} |")
+    return rows
+
+
 def _write_reports(
     folder: Path,
     report: GateReport,
     session: RecordedSession,
     variant_path: Path,
     thresholds: GateThresholds,
-    venue: VenueModel,
-    equity: pl.DataFrame,
-    backtest_fills: pl.DataFrame,
+    venues: dict[str, VenueModel],
+    backtest: RunResult,
 ) -> None:
     report.matching.pairs.write_parquet(folder / "pairs.parquet")
     orders = order_table(report.matching)
@@ -400,11 +447,12 @@ def _write_reports(
         "thresholds": msgspec.to_builtins(thresholds),
         "checks": [{"name": c.name, "value": c.value, "limit": c.limit, "passed": c.passed} for c in report.checks],
         "pnl": report.pnl,
-        "currency": session.instrument.quote_currency.code,
+        "pnl_by_instrument": report.pnl_by_instrument,
+        "currency": report.currency,
         "backtest_latency_ms": report.backtest_latency_ms,
         "latency_source": report.latency_source,
         "round_trips_ms": report.round_trips_ms.to_list(),
-        "venue_model": venue.to_primitives(),
+        "venue_models": {name: venue.to_primitives() for name, venue in venues.items()},
         "matched": report.matching.pairs.height,
         "orders": orders.to_dicts(),
         "unmatched_backtest": report.matching.unmatched_backtest.to_dicts(),
@@ -412,6 +460,10 @@ def _write_reports(
         "decision_sha256": report.decision.sha256,
     }
     (folder / "gate_report.json").write_text(json.dumps(document, indent=2, default=str))
+    pnl_header = [
+        f"| P&L component ({report.currency}) | backtest | live | live - backtest | bps of backtest notional (total) |",
+        "|---|---|---|---|---|",
+    ]
     lines = [
         f"# Gate: {'PROMOTE' if report.promoted else 'REJECT'}",
         "",
@@ -428,34 +480,32 @@ def _write_reports(
         "|---|---|---|---|",
         *[f"| {_cell(c.name)} | {_fmt(c.value)} | {c.limit} | {'pass' if c.passed else 'FAIL'} |" for c in report.checks],
         "",
-        f"| P&L component ({session.instrument.quote_currency.code}) | backtest | live | live - backtest | bps of backtest notional |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {component} | {report.pnl['backtest'][component]:.6f} | {report.pnl['live'][component]:.6f} | "
-            f"{report.pnl['live'][component] - report.pnl['backtest'][component]:+.6f} | "
-            + (
-                f"{(report.pnl['live'][component] - report.pnl['backtest'][component]) / backtest_notional * 10_000:+.3f}"
-                if backtest_notional
-                else "n/a"
-            )
-            + " |"
-            for component in (*PNL_COMPONENTS, "notional")
-        ],
+        "## Total",
         "",
-        "## Orders",
-        "",
-        "| outcome | backtest order | live order | side (bt / live) | quantity (bt / live) | fills (bt / live) | avg price (bt / live) | deviation (bps) | lag (ms) |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *[
-            f"| {row['outcome']} | {row['backtest_order'] or ''} | {row['live_order'] or ''} | {row['backtest_side'] or ''} / {row['live_side'] or ''} | "
-            f"{_exact(row['backtest_qty'])} / {_exact(row['live_qty'])} | "
-            f"{_fmt(row['backtest_fills'])} / {_fmt(row['live_fills'])} | "
-            f"{_exact(row['backtest_px'])} / {_exact(row['live_px'])} | {_fmt(row['price_dev_bps'])} | {_fmt(row['lag_ms'])} |"
-            for row in orders.iter_rows(named=True)
-        ],
+        *pnl_header,
+        *_pnl_rows(report.pnl, backtest_notional),
         "",
     ]
+    for instrument_id, pnl in report.pnl_by_instrument.items():
+        own = orders.filter(pl.coalesce("backtest_instrument", "live_instrument") == instrument_id)
+        lines += [
+            f"## {instrument_id}",
+            "",
+            *pnl_header,
+            *_pnl_rows(pnl, backtest_notional),
+            "",
+            "| outcome | backtest order | live order | side (bt / live) | quantity (bt / live) | fills (bt / live) | avg price (bt / live) | deviation (bps) | lag (ms) |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *[
+                f"| {row['outcome']} | {row['backtest_order'] or ''} | {row['live_order'] or ''} | {row['backtest_side'] or ''} / {row['live_side'] or ''} | "
+                f"{_exact(row['backtest_qty'])} / {_exact(row['live_qty'])} | "
+                f"{_fmt(row['backtest_fills'])} / {_fmt(row['live_fills'])} | "
+                f"{_exact(row['backtest_px'])} / {_exact(row['live_px'])} | {_fmt(row['price_dev_bps'])} | {_fmt(row['lag_ms'])} |"
+                for row in own.iter_rows(named=True)
+            ],
+            "",
+        ]
     if report.reasons:
         lines += ["## Reasons", "", *[f"- {reason}" for reason in report.reasons], ""]
     (folder / "gate_report.md").write_text("\n".join(lines))
-    write_html_report(folder / "gate_report.html", report, session, orders, venue, equity, backtest_fills)
+    write_html_report(folder / "gate_report.html", report, session, orders, venues, backtest.equity, backtest.fills)

@@ -1,10 +1,11 @@
 """The gate report as one self-contained HTML file, readable offline, without JavaScript.
 
 The charts are inline SVG drawn with the tearsheet's pieces (``keel.backtests.tearsheet``; the machine running
-the gate may be offline, and a plotting library embedded in every report weighed 4 MB): live against backtest
-over the session (price with both sides' fills, P&L, position) and the calibration (the measured order round
-trips, the whole distribution, and the latency the backtest used). Tables: the checks, P&L by component, every
-order of both sides, and the venue-model settings the backtest ran with.
+the gate may be offline, and a plotting library embedded in every report weighed 4 MB): the total P&L of live
+against backtest, then one section per instrument (price with both sides' fills, P&L, position, its P&L by
+component and its orders), and the calibration (the measured order round trips, the whole distribution, and
+the latency the backtest used). Tables: the checks, P&L by component in total, every order of both sides,
+and the venue-model settings the backtest ran with.
 """
 
 import html
@@ -22,8 +23,9 @@ from keel.backtests.tearsheet import Line
 from keel.backtests.tearsheet import fill_markers
 from keel.backtests.tearsheet import nice_ticks
 from keel.backtests.tearsheet import time_panel
-from keel.pnl import InstrumentTerms
+from keel.pnl import TOTAL
 from keel.pnl import equity_curve
+from keel.pnl import total_equity
 from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.recorded_session import RecordedSession
 
@@ -42,14 +44,31 @@ def write_html_report(
     report: "GateReport",
     session: RecordedSession,
     orders: pl.DataFrame,
-    venue: "VenueModel",
+    venues: dict[str, "VenueModel"],
     backtest_equity: pl.DataFrame,
     backtest_fills: pl.DataFrame,
 ) -> Path:
-    """Write the HTML gate report to ``path``."""
-    trades = backtest_equity.select("ts", "price")
-    live_equity = equity_curve(session.fills, trades, InstrumentTerms.of(session.instrument))
-    currency = session.instrument.quote_currency.code
+    """Write the HTML gate report to ``path``: the total, then a section per instrument of ``report.pnl_by_instrument``."""
+    currency = report.currency
+    live_curves = []
+    instrument_sections = []
+    for instrument_id, pnl in report.pnl_by_instrument.items():
+        backtest_curve = backtest_equity.filter(pl.col("instrument_id") == instrument_id)
+        trades = backtest_curve.select("ts", "price")
+        live_fills = session.fills.filter(pl.col("instrument_id") == instrument_id)
+        funding = session.funding.filter(pl.col("instrument_id") == instrument_id)
+        live_curve = equity_curve(live_fills, trades, session.terms[instrument_id], funding)
+        live_curves.append(live_curve)
+        own_orders = orders.filter(pl.coalesce("backtest_instrument", "live_instrument") == instrument_id)
+        instrument_sections += [
+            f"<h2>{_e(instrument_id)}</h2>",
+            _comparison_figure(trades, live_fills, backtest_fills.filter(pl.col("instrument_id") == instrument_id), live_curve, backtest_curve, currency),
+            f"<h3>P&amp;L by component ({_e(currency)})</h3>",
+            _pnl_table(pnl, report.pnl["backtest"]["notional"]),
+            "<h3>Orders</h3>",
+            _table(own_orders.columns, [[_fmt(value) for value in row] for row in own_orders.iter_rows()]),
+        ]
+    backtest_total = backtest_equity.filter(pl.col("instrument_id") == TOTAL)
     sections = [
         f"<h1>Gate: {'PROMOTE' if report.promoted else 'REJECT'}</h1>",
         _list(
@@ -59,19 +78,20 @@ def write_html_report(
             ],
         ),
         *(["<h2>Reasons</h2>", _list([_e(reason) for reason in report.reasons])] if report.reasons else []),
-        "<h2>Live against the backtest</h2>",
-        _comparison_figure(trades, session.fills, backtest_fills, live_equity, backtest_equity, currency),
+        "<h2>Total</h2>",
+        _total_figure(backtest_total, total_equity(live_curves), currency),
+        f"<h3>P&amp;L by component ({_e(currency)})</h3>",
+        _pnl_table(report.pnl, report.pnl["backtest"]["notional"]),
         "<h2>Checks</h2>",
         _table(
             ["check", "value", "threshold", "result"],
             [[c.name, _fmt(c.value), c.limit, "pass" if c.passed else "FAIL"] for c in report.checks],
         ),
-        f"<h2>P&amp;L by component ({_e(currency)})</h2>",
-        _pnl_table(report.pnl),
+        *instrument_sections,
         "<h2>Orders</h2>",
         _table(orders.columns, [[_fmt(value) for value in row] for row in orders.iter_rows()], table_id="orders"),
         "<h2>Calibration</h2>",
-        _calibration(report, venue),
+        _calibration(report, venues),
     ]
     if report.round_trips_ms.len():
         sections.append(_latency_figure(report.round_trips_ms, report.backtest_latency_ms))
@@ -82,6 +102,16 @@ def write_html_report(
     )
     path.write_text(document)
     return path
+
+
+def _total_figure(backtest_total: pl.DataFrame, live_total: pl.DataFrame, currency: str) -> str:
+    curves = [frame for frame in (backtest_total, live_total) if frame.height]
+    span = (min(int(frame["ts"].min()) for frame in curves), max(int(frame["ts"].max()) for frame in curves)) if curves else (0, 1)
+    lines = [
+        Line(f"{label} P&L", curve["ts"], curve["pnl"], colour)
+        for label, curve, colour in (("backtest", backtest_total, BACKTEST_COLOUR), ("live", live_total, LIVE_COLOUR))
+    ]
+    return time_panel(f"Total P&L ({currency}, net of fees, with funding)", lines, [], span)
 
 
 def _comparison_figure(
@@ -100,7 +130,7 @@ def _comparison_figure(
     return "".join(
         [
             time_panel("Price and fills", [Line("last trade", trades["ts"], trades["price"], "grey", width=1.0)], markers, span, height=320),
-            time_panel(f"P&L ({currency}, net of fees)", [Line(f"{label} P&L", curve["ts"], curve["pnl"], colour) for label, curve, colour in curves], [], span),
+            time_panel(f"P&L ({currency}, net of fees, with funding)", [Line(f"{label} P&L", curve["ts"], curve["pnl"], colour) for label, curve, colour in curves], [], span),
             time_panel("Position", [Line(f"{label} position", curve["ts"], curve["position"], colour, step=True) for label, curve, colour in curves], [], span),
         ],
     )
@@ -133,7 +163,7 @@ def _latency_figure(round_trips_ms: pl.Series, backtest_latency_ms: float) -> st
     )
 
 
-def _calibration(report: "GateReport", venue: "VenueModel") -> str:
+def _calibration(report: "GateReport", venues: dict[str, "VenueModel"]) -> str:
     round_trips = report.round_trips_ms
     quantiles = (
         [[f"p{int(q * 100)}", _fmt(round_trips.quantile(q, interpolation="linear"))] for q in ROUND_TRIP_QUANTILES] + [["mean", _fmt(round_trips.mean())]]
@@ -145,14 +175,17 @@ def _calibration(report: "GateReport", venue: "VenueModel") -> str:
             f"<p>Backtest latency {report.backtest_latency_ms:.3f} ms, source: {_e(report.latency_source)}; "
             f"{round_trips.len()} measured order round trips (ms):</p>",
             _table(["quantile", "round trip (ms)"], quantiles),
-            "<p>Venue model the backtest over the session ran with:</p>",
-            _table(["setting", "value"], [[key, str(value)] for key, value in _flatten(venue.to_primitives())]),
+            *[
+                f"<p>Venue model the backtest over the session ran with at {_e(name)}:</p>"
+                + _table(["setting", "value"], [[key, str(value)] for key, value in _flatten(venue.to_primitives())])
+                for name, venue in venues.items()
+            ],
         ],
     )
 
 
-def _pnl_table(pnl: dict[str, dict[str, float]]) -> str:
-    notional = pnl["backtest"]["notional"]
+def _pnl_table(pnl: dict[str, dict[str, float]], notional: float) -> str:
+    """P&L components of backtest and live; differences in bps of ``notional`` (the backtest's total)."""
     rows = []
     for component in (*PNL_COMPONENTS, "notional"):
         difference = pnl["live"][component] - pnl["backtest"][component]

@@ -11,6 +11,9 @@ cheapest alignment is kept, so an order whose side was flipped still pairs with 
 leaving both unmatched) and the gate names the side as what differs, while same-side twins are preferred. Unlike pairing the n-th fill with the n-th fill, one fill missing in the middle leaves
 exactly one order unmatched and the rest still paired; unlike nearest-in-time pairing, order is preserved.
 The alignment is O(n·m) in time and memory, fine for the hundreds of orders of a gate session.
+
+A variant of several instruments is aligned per instrument (:func:`match_orders_by_instrument`): an order
+matches only an order of the same instrument, so a busy instrument cannot borrow the twins of a quiet one.
 """
 
 from dataclasses import dataclass
@@ -44,7 +47,7 @@ class Matching:
     pairs : pl.DataFrame
         One row per matched pair (``PAIRS_SCHEMA``): the order ids, side, instrument, strategy, liquidity,
         quantity, average price and number of fills of each, ``price_dev_bps`` (signed, positive = live worse
-        for the strategy) and ``lag_ms`` (live - backtest).
+        for the strategy), ``lag_ms`` (live - backtest) and the backtest order's first fill time.
     unmatched_backtest : pl.DataFrame
         Backtest orders with no live counterpart.
     unmatched_live : pl.DataFrame
@@ -58,7 +61,7 @@ class Matching:
 
 
 def orders_from_fills(fills: pl.DataFrame, terms: InstrumentTerms) -> pl.DataFrame:
-    """Aggregate a fills table (``keel.fills`` layout) into one row per order, in time order."""
+    """Aggregate one instrument's fills (``keel.fills`` layout) into one row per order, in time order."""
     flows = fill_cash_flows(fills, terms).with_columns(
         fills["client_order_id"], fills["instrument_id"], fills["strategy_id"], fills["liquidity_side"]
     )
@@ -75,6 +78,45 @@ def orders_from_fills(fills: pl.DataFrame, terms: InstrumentTerms) -> pl.DataFra
         .sort("ts_event", "client_order_id")
         .select(list(ORDERS_SCHEMA))
         .cast(ORDERS_SCHEMA)
+    )
+
+
+def match_orders_by_instrument(
+    backtest_fills: pl.DataFrame,
+    live_fills: pl.DataFrame,
+    terms: dict[str, InstrumentTerms],
+    tolerance_ms: float,
+) -> Matching:
+    """
+    Align the orders of backtest and live fills instrument by instrument within ``tolerance_ms``.
+
+    Parameters
+    ----------
+    backtest_fills, live_fills : pl.DataFrame
+        Fills (``keel.fills`` layout) of instruments of ``terms`` only.
+    terms : dict[str, InstrumentTerms]
+        The instruments, by id.
+    tolerance_ms : float
+        Largest time lag of a matched pair.
+
+    Returns
+    -------
+    Matching
+        The pairs of every instrument, then the unmatched orders of each side, each in time order.
+    """
+    per_instrument = [
+        match_orders(
+            orders_from_fills(backtest_fills.filter(pl.col("instrument_id") == instrument_id), instrument_terms),
+            orders_from_fills(live_fills.filter(pl.col("instrument_id") == instrument_id), instrument_terms),
+            tolerance_ms,
+        )
+        for instrument_id, instrument_terms in terms.items()
+    ]
+    by_time = ["ts_event", "client_order_id"]
+    return Matching(
+        pairs=pl.concat([matching.pairs for matching in per_instrument]).sort("backtest_ts_event", "backtest_order"),
+        unmatched_backtest=pl.concat([matching.unmatched_backtest for matching in per_instrument]).sort(by_time),
+        unmatched_live=pl.concat([matching.unmatched_live for matching in per_instrument]).sort(by_time),
     )
 
 
@@ -145,6 +187,7 @@ PAIRS_SCHEMA: dict[str, pl.DataType] = {
     "live_px": pl.Float64(),
     "price_dev_bps": pl.Float64(),
     "lag_ms": pl.Float64(),
+    "backtest_ts_event": pl.Int64(),
 }
 
 MIXED = "MIXED"
@@ -177,4 +220,5 @@ def _pair(backtest: dict, live: dict) -> dict:
         # Paying more on a buy or receiving less on a sell is worse for the strategy: positive.
         "price_dev_bps": sign * (live["avg_px"] - backtest["avg_px"]) / backtest["avg_px"] * 10_000,
         "lag_ms": (live["ts_event"] - backtest["ts_event"]) / 1_000_000,
+        "backtest_ts_event": backtest["ts_event"],
     }

@@ -2,9 +2,10 @@
 
 The gate judges evidence, so the folder is refused (``GateInputError``, exit 2, naming the file) unless every
 file of the layout (``keel.live.session_layout``) is there, the folder is exactly what its manifest sealed at
-write time, ``session.json`` says the session completed and sums up the tables as they are (instrument,
-counts, P&L), and the fills table and the order-event log are well formed and tell the same story fill for
-fill. A missing input is a refusal, never a skipped check.
+write time, ``session.json`` says the session completed and sums up the tables as they are (instruments,
+counts, and its P&L, recomputed with ``keel.pnl.portfolio_pnl`` and ``keel.settlement.catalog_funding`` as
+``keel live`` computed it), and the fills table and the order-event log are well formed and tell the same
+story fill for fill. A missing input is a refusal, never a skipped check.
 What was *traded* (flatness, instruments, sizes, prices) is judged later, by the gate's checks.
 """
 
@@ -17,7 +18,6 @@ from typing import Any
 
 import msgspec
 import polars as pl
-from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -33,7 +33,9 @@ from keel.live.session_layout import SessionIntegrityError
 from keel.live.session_layout import VARIANT_YAML
 from keel.live.session_layout import verify_manifest
 from keel.pnl import InstrumentTerms
-from keel.pnl import pnl_components
+from keel.pnl import PnlInputError
+from keel.pnl import portfolio_pnl
+from keel.settlement import catalog_funding
 from keel.validation.errors import GateInputError
 from keel.variant import Variant
 from keel.variant import VariantError
@@ -41,6 +43,8 @@ from keel.variant import load_variant
 
 REQUIRED_ENTRIES = (SESSION_JSON, VARIANT_YAML, CATALOG_DIR, FILLS_PARQUET, ORDERS_PARQUET, NODE_LOG, MANIFEST_JSON)
 COMPLETED = "completed"
+# Where ``keel live`` took an instrument's mark: the recorder's last trade, or the last fill when it saw none.
+MARK_SOURCES = frozenset({"last_trade", "last_fill"})
 
 # Quantities are floats of decimal steps: equal within this.
 QUANTITY_EPSILON = 1e-12
@@ -105,8 +109,13 @@ class RecordedSession:
         The live fills (``keel.fills`` layout).
     orders : pl.DataFrame
         The live order events (``keel.live.session_layout.ORDERS_SCHEMA``), in arrival order.
-    instrument : Instrument
-        The variant's instrument as recorded in the session's catalog.
+    instruments : dict[str, Instrument]
+        Every instrument of the session (``session.json`` instrument_ids), as recorded in its catalog, by id.
+    terms : dict[str, InstrumentTerms]
+        Their P&L terms, by id.
+    funding : pl.DataFrame
+        The funding the session's perpetual positions paid or received (``keel.pnl.FUNDING_PAYMENTS_SCHEMA``),
+        settled from the session's catalog as ``keel live`` settled it; empty for spot pairs.
     catalog_digests : dict[str, str]
         sha256 of every catalog file, from the verified manifest: what the backtest over the session reads.
 
@@ -121,11 +130,13 @@ class RecordedSession:
     end_ns: int
     fills: pl.DataFrame
     orders: pl.DataFrame
-    instrument: Instrument
+    instruments: dict[str, Instrument]
+    terms: dict[str, InstrumentTerms]
+    funding: pl.DataFrame
     catalog_digests: dict[str, str]
 
 
-def load_recorded_session(session_dir: str | Path, instrument_id: str) -> RecordedSession:
+def load_recorded_session(session_dir: str | Path, instrument_ids: list[str]) -> RecordedSession:
     """
     Check the session folder and return its content, or refuse it.
 
@@ -133,8 +144,8 @@ def load_recorded_session(session_dir: str | Path, instrument_id: str) -> Record
     ----------
     session_dir : str | Path
         A folder written by ``keel live``.
-    instrument_id : str
-        The instrument of the variant being gated; the catalog must hold it.
+    instrument_ids : list[str]
+        The instruments of the variant being gated; the session and its catalog must hold every one.
 
     Raises
     ------
@@ -160,9 +171,17 @@ def load_recorded_session(session_dir: str | Path, instrument_id: str) -> Record
     fills = _fills(session_dir / FILLS_PARQUET)
     orders = _orders(session_dir / ORDERS_PARQUET)
     check_order_log(fills, orders, session_dir / FILLS_PARQUET, session_dir / ORDERS_PARQUET)
-    instrument = _instrument(session_dir / CATALOG_DIR, instrument_id)
-    _check_currencies(fills, instrument, session_dir / FILLS_PARQUET)
-    _check_summary(document, fills, orders, instrument, session_dir / SESSION_JSON)
+    session_json = session_dir / SESSION_JSON
+    missing = [instrument_id for instrument_id in instrument_ids if instrument_id not in document["instrument_ids"]]
+    if missing:
+        raise GateInputError(f"{session_json}: instrument_ids {document['instrument_ids']} do not hold the variant's {missing}")
+    instruments = {instrument_id: _instrument(session_dir / CATALOG_DIR, instrument_id) for instrument_id in document["instrument_ids"]}
+    terms = {instrument_id: _terms(instrument, session_dir / CATALOG_DIR) for instrument_id, instrument in instruments.items()}
+    _check_fill_instruments(fills, terms, session_dir / FILLS_PARQUET, session_json)
+    _check_currencies(fills, terms, session_dir / FILLS_PARQUET)
+    _check_counts(document, fills, orders, session_json)
+    funding = catalog_funding(session_dir / CATALOG_DIR, fills, terms)
+    _check_pnl(document, fills, terms, funding, session_json)
     return RecordedSession(
         session_dir=session_dir,
         session_id=session_dir.name,
@@ -173,7 +192,9 @@ def load_recorded_session(session_dir: str | Path, instrument_id: str) -> Record
         end_ns=document["end_ns"],
         fills=fills,
         orders=orders,
-        instrument=instrument,
+        instruments=instruments,
+        terms=terms,
+        funding=funding,
         catalog_digests={path: digest for path, digest in manifest["files"].items() if path.startswith(f"{CATALOG_DIR}/")},
     )
 
@@ -310,49 +331,85 @@ def _orders(path: Path) -> pl.DataFrame:
     return orders
 
 
-def _check_summary(document: dict[str, Any], fills: pl.DataFrame, orders: pl.DataFrame, instrument: Instrument, path: Path) -> None:
-    """``session.json`` sums up the tables as they were written: its instrument, counts and P&L must be theirs."""
-    if instrument.id.value not in document["instrument_ids"]:
-        raise GateInputError(f"{path}: instrument_ids {document['instrument_ids']} do not hold the variant's {instrument.id.value}")
+def _check_fill_instruments(fills: pl.DataFrame, terms: dict[str, InstrumentTerms], fills_path: Path, session_json: Path) -> None:
+    """Every fill is of an instrument the session traded: its P&L has no terms for any other."""
+    unknown = sorted(set(fills["instrument_id"].unique().to_list()) - set(terms))
+    if unknown:
+        raise GateInputError(f"{fills_path}: fills of {unknown}, not instruments of the session ({sorted(terms)} in {session_json.name} instrument_ids)")
+
+
+def _check_counts(document: dict[str, Any], fills: pl.DataFrame, orders: pl.DataFrame, path: Path) -> None:
+    """``session.json`` counts the tables as they were written."""
     counts = {"fills": fills.height, "orders": orders["client_order_id"].n_unique(), "order_events": orders.height}
     for key, actual in counts.items():
         if document["counts"].get(key) != actual:
             raise GateInputError(f"{path}: counts.{key} is {document['counts'].get(key)}, the session's tables hold {actual}")
+
+
+def _check_pnl(document: dict[str, Any], fills: pl.DataFrame, terms: dict[str, InstrumentTerms], funding: pl.DataFrame, path: Path) -> None:
+    """
+    ``session.json``'s pnl is what ``keel live`` computes from the tables: ``portfolio_pnl`` of the fills at the
+    recorded marks, with the funding ``catalog_funding`` settles from the session's catalog.
+    """
     recorded = document["pnl"]
-    if "error" in recorded or not isinstance(recorded.get("mark_price"), float | int | None):
-        raise GateInputError(f"{path}: pnl has no result ({recorded.get('error', 'mark_price missing')})")
-    computed = msgspec.to_builtins(
-        pnl_components(fills, InstrumentTerms.of(instrument), recorded["mark_price"]),
-    )
-    for key, value in computed.items():
-        expected = recorded.get(key)
-        same = value == expected if not isinstance(value, float) else isinstance(expected, float | int) and math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)
-        if not same:
-            raise GateInputError(f"{path}: pnl.{key} is {expected}, the fills give {value}")
+    if "error" in recorded:
+        raise GateInputError(f"{path}: pnl has no result ({recorded['error']})")
+    marks = recorded.get("marks")
+    if not isinstance(marks, dict):
+        raise GateInputError(f"{path}: field 'pnl.marks' missing or not an object")
+    prices: dict[str, float] = {}
+    for instrument_id, mark in marks.items():
+        if not isinstance(mark, dict) or not isinstance(mark.get("price"), float | int) or mark.get("source") not in MARK_SOURCES:
+            raise GateInputError(f"{path}: pnl.marks.{instrument_id} is {mark}, expected {{'price': a number, 'source': one of {sorted(MARK_SOURCES)}}}")
+        prices[instrument_id] = float(mark["price"])
+    try:
+        computed = msgspec.to_builtins(portfolio_pnl(fills, terms, prices, funding))
+    except ValueError as error:  # FeeCurrencyError and PnlInputError: tables no P&L can be computed from
+        raise GateInputError(f"{path}: pnl cannot be recomputed from the session's tables: {error}") from None
+    _compare(computed, {key: value for key, value in recorded.items() if key != "marks"}, "pnl", path)
 
 
-def _check_currencies(fills: pl.DataFrame, instrument: Instrument, path: Path) -> None:
-    """A fill is priced in the pair's quote currency, and charged in one of its two currencies (what a fill price values)."""
-    base, quote = instrument.base_currency.code, instrument.quote_currency.code
-    _require_values(path, fills, "quote_currency", {quote})
-    _require_values(path, fills.filter(pl.col("commission") != 0), "commission_currency", {base, quote})
+def _compare(computed: object, recorded: object, field: str, path: Path) -> None:
+    """Refuse, naming the first field (``pnl.by_instrument.<id>.fees``) where ``recorded`` differs from ``computed``."""
+    if isinstance(computed, dict):
+        if not isinstance(recorded, dict) or set(recorded) != set(computed):
+            raise GateInputError(f"{path}: {field} is {recorded}, the fills give fields {sorted(computed)}")
+        for key, value in computed.items():
+            _compare(value, recorded[key], f"{field}.{key}", path)
+        return
+    if isinstance(computed, float):
+        same = isinstance(recorded, float | int) and math.isclose(computed, recorded, rel_tol=1e-9, abs_tol=1e-12)
+    else:
+        same = computed == recorded
+    if not same:
+        raise GateInputError(f"{path}: {field} is {recorded}, the fills give {computed}")
 
 
-def _require_values(path: Path, frame: pl.DataFrame, column: str, allowed: set[str]) -> None:
+def _check_currencies(fills: pl.DataFrame, terms: dict[str, InstrumentTerms], path: Path) -> None:
+    """A fill is priced in its instrument's P&L currency, and charged in its base or that currency (what a fill price values)."""
+    for instrument_id, instrument_terms in terms.items():
+        own = fills.filter(pl.col("instrument_id") == instrument_id)
+        _require_values(path, own, "quote_currency", {instrument_terms.quote_currency}, instrument_id)
+        currencies = {instrument_terms.base_currency, instrument_terms.quote_currency}
+        _require_values(path, own.filter(pl.col("commission") != 0), "commission_currency", currencies, instrument_id)
+
+
+def _require_values(path: Path, frame: pl.DataFrame, column: str, allowed: set[str], instrument_id: str | None = None) -> None:
     unknown = sorted(set(frame[column].unique().to_list()) - allowed)
     if unknown:
-        raise GateInputError(f"{path}: column {column} has {unknown}, expected one of {sorted(allowed)}")
+        of = f" for {instrument_id}" if instrument_id else ""
+        raise GateInputError(f"{path}: column {column} has {unknown}{of}, expected one of {sorted(allowed)}")
 
 
 def _instrument(catalog_dir: Path, instrument_id: str) -> Instrument:
     instruments = ParquetDataCatalog(str(catalog_dir)).instruments(instrument_ids=[instrument_id])
     if not instruments:
-        raise GateInputError(f"{catalog_dir}: no instrument {instrument_id}; the session did not record the variant's instrument")
-    instrument = instruments[0]
-    if not isinstance(instrument, CurrencyPair):
-        # Spot pairs pay no funding; for perpetuals the gate would need funding accounting it does not have.
-        raise GateInputError(
-            f"{catalog_dir}: {instrument_id} is a {type(instrument).__name__}; the gate validates spot (CurrencyPair) sessions "
-            "only, as it has no funding accounting for derivatives",
-        )
-    return instrument
+        raise GateInputError(f"{catalog_dir}: no instrument {instrument_id}; the session did not record the instrument")
+    return instruments[0]
+
+
+def _terms(instrument: Instrument, catalog_dir: Path) -> InstrumentTerms:
+    try:
+        return InstrumentTerms.of(instrument)
+    except PnlInputError as error:
+        raise GateInputError(f"{catalog_dir}: {error}") from None

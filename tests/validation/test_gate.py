@@ -12,6 +12,7 @@ from keel.cli import app
 from keel.live.session import EmulatorOverrides
 from keel.live.session import run_live_session
 from keel.settings import CONFIGS_DIR
+from keel.validation.checks import per_instrument
 from keel.validation.gate import GateInputError
 from keel.validation.gate import run_gate
 
@@ -82,7 +83,7 @@ def test_session_with_slippage_is_rejected_for_price_and_pnl(redis_service: None
 
     assert not report.promoted
     failed = {check.name for check in report.checks if not check.passed}
-    assert "median price deviation (bps, + = live worse)" in failed
+    assert per_instrument("median price deviation (bps, + = live worse)", "BTCUSDT.BINANCE") in failed
     assert "|net P&L difference| (bps of backtest notional)" in failed
     # The emulator made every fill 5 bp worse; the gate sees at least that (the book also moved a little).
     assert report.matching.pairs["price_dev_bps"].median() > 4.0

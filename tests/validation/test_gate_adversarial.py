@@ -12,24 +12,25 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from keel.pnl import InstrumentTerms
-from keel.pnl import pnl_components
 from keel.cli import app
+from keel.fills import read_fills
 from keel.live.session import EmulatorOverrides
 from keel.live.session import run_live_session
+from keel.live.session import session_pnl
 from keel.live.session_layout import write_manifest
 from keel.settings import CONFIGS_DIR
+from keel.validation.checks import per_instrument
 from keel.validation.decisions import read_decisions
 from keel.validation.gate import GateInputError
 from keel.validation.gate import GateReport
 from keel.validation.gate import run_gate
 
 VARIANT = CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml"
+BTCUSDT = "BTCUSDT.BINANCE"
 SPEED = 3.0  # the 6-minute sample in 2 min; much faster, a busy 2-core machine lags the replay and decisions drift
 
 Tamper = Callable[[Path], None]
@@ -76,15 +77,16 @@ def _copy(recorded: Path, tmp_path: Path, tamper: Tamper | None = None, reseal: 
 
 
 def _resummarize(session: Path) -> None:
-    """Recompute session.json's counts and P&L from the (tampered) tables."""
+    """Recompute session.json's counts and P&L from the (tampered) tables, with ``keel live``'s own function and marks."""
     document = json.loads((session / "session.json").read_text())
-    fills = pl.read_parquet(session / "fills.parquet")
     orders = pl.read_parquet(session / "orders.parquet")
-    document["counts"].update(fills=fills.height, orders=orders["client_order_id"].n_unique(), order_events=orders.height)
     try:
-        document["pnl"] |= msgspec.to_builtins(pnl_components(fills, InstrumentTerms(instrument_id="BTCUSDT.BINANCE", base_currency="BTC", quote_currency="USDT", perpetual=False), document["pnl"]["mark_price"]))
+        fills = read_fills(session / "fills.parquet")
     except (ValueError, pl.exceptions.PolarsError):
-        pass  # tables no P&L can be computed from: the gate must refuse them for that, whatever session.json says
+        return  # a fills table no summary can be computed from: the gate must refuse it for that, whatever session.json says
+    document["counts"].update(fills=fills.height, orders=orders["client_order_id"].n_unique(), order_events=orders.height)
+    last_trades = {instrument_id: str(mark["price"]) for instrument_id, mark in document["pnl"]["marks"].items() if mark["source"] == "last_trade"}
+    document["pnl"] = session_pnl(session, document["instrument_ids"], fills, last_trades)
     (session / "session.json").write_text(json.dumps(document, indent=2))
 
 
@@ -254,24 +256,22 @@ def _first_buy_order_flipped() -> Tamper:
     return tamper
 
 
+QUANTITY_CHECK = per_instrument("largest |quantity difference| of a matched order (size steps)", BTCUSDT)
+
 # Re-sealed tampers the comparison must catch: (tamper, a check that must fail).
 COMPARISON_TAMPERS: dict[str, tuple[Tamper, str]] = {
     "quantity x1.15": (
         _both(lambda f: f.with_columns(pl.col("last_qty") * 1.15), lambda o: o.with_columns(pl.col("quantity") * 1.15)),
-        "largest |quantity difference| of a matched order (size steps)",
+        QUANTITY_CHECK,
     ),
     "quantity x10": (
         _both(lambda f: f.with_columns(pl.col("last_qty") * 10), lambda o: o.with_columns(pl.col("quantity") * 10)),
-        "largest |quantity difference| of a matched order (size steps)",
+        QUANTITY_CHECK,
     ),
     "a fill dropped": (_drop_fill_event(2), "live orders left working at the end (order log)"),
     "a partial fill dropped": (_split_fill(2, parts=2, keep=1), "live orders left working at the end (order log)"),
     "a fill split in three": (_split_fill(2, parts=3, keep=3), "largest |fill count difference| of a matched order"),
-    "a fill added to an existing order": (_add_fill_to_order(2), "largest |quantity difference| of a matched order (size steps)"),
-    "instrument relabelled": (
-        _both(lambda f: f.with_columns(pl.lit("ETHUSDT.BINANCE").alias("instrument_id")), lambda o: o.with_columns(pl.lit("ETHUSDT.BINANCE").alias("instrument_id"))),
-        "matched orders of another instrument",
-    ),
+    "a fill added to an existing order": (_add_fill_to_order(2), QUANTITY_CHECK),
     "strategy relabelled": (
         _both(lambda f: f.with_columns(pl.lit("EMACross-002").alias("strategy_id")), lambda o: o.with_columns(pl.lit("EMACross-002").alias("strategy_id"))),
         "matched orders of another strategy",
@@ -279,7 +279,7 @@ COMPARISON_TAMPERS: dict[str, tuple[Tamper, str]] = {
     "side flipped": (_first_buy_order_flipped(), "matched orders of another side"),
     "price 10 bp worse": (
         _both(lambda f: f.with_columns(pl.col("last_px") * _WORSE_PRICE), lambda o: o.with_columns(_PRICE_ON_FILLS)),
-        "median price deviation (bps, + = live worse)",
+        per_instrument("median price deviation (bps, + = live worse)", BTCUSDT),
     ),
     "commission x3": (_edit("fills.parquet", lambda f: f.with_columns(pl.col("commission") * 3)), "|fees P&L difference| (bps of backtest notional)"),
     "timestamps 3 s later": (
@@ -289,7 +289,7 @@ COMPARISON_TAMPERS: dict[str, tuple[Tamper, str]] = {
         ),
         "|median lag| (ms)",
     ),
-    "not flat: the last order removed": (_drop_order(-1), "|position at the end| from the live fills (size steps, below 1 is dust)"),
+    "not flat: the last order removed": (_drop_order(-1), per_instrument("|position at the end| from the live fills (size steps, below 1 is dust)", BTCUSDT)),
     "session.json after_stop.flat false": (
         _session_json(lambda document: document["after_stop"].update(flat=False)),
         "flat after stop (session.json after_stop.flat)",
@@ -374,13 +374,13 @@ def test_untouched_copy_is_promoted_and_reported(redis_service: None, recorded: 
     assert all(check["passed"] for check in report["checks"])
     fills = pl.read_parquet(session / "fills.parquet")
     assert report["matched"] >= fills["client_order_id"].n_unique() - 1
-    # The per-order table in the HTML report names every live order; plotly.js is embedded exactly once.
+    # The per-order table in the HTML report names every live order; the charts are inline SVG, no plotly.js.
     page = (tmp_path / "gate" / "gate_report.html").read_text()
     assert "<table id='orders'>" in page
     live_orders = fills["client_order_id"].unique().to_list()
     assert len(live_orders) > 0
     assert all(order in page for order in live_orders)
-    assert page.count("plotly.js v") == 1
+    assert "<svg" in page and "plotly" not in page.lower()
     assert "round trip" in page and "latency.base_ms" in page
 
 
@@ -396,6 +396,19 @@ def test_resealed_tamper_is_caught_by_the_comparison(redis_service: None, record
 
     assert not report.promoted
     assert failing_check in _failed(report), sorted(_failed(report))
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_fills_of_an_instrument_the_session_did_not_trade_are_refused(
+    redis_service: None, recorded: Path, keel_home: Path, tmp_path: Path, backtest_cache: Path
+) -> None:
+    relabelled = pl.lit("ETHUSDT.BINANCE").alias("instrument_id")
+    # Both tables agree and the manifest is new, but the session never recorded ETHUSDT: its P&L has no terms.
+    session = _copy(recorded, tmp_path, _both(lambda f: f.with_columns(relabelled), lambda o: o.with_columns(relabelled)))
+
+    with pytest.raises(GateInputError, match=re.escape("fills.parquet: fills of ['ETHUSDT.BINANCE'], not instruments of the session")):
+        _gate(session, tmp_path, backtest_cache)
 
 
 @pytest.mark.slow
@@ -489,14 +502,39 @@ def test_a_session_that_did_not_complete_is_refused(
         _gate(session, tmp_path, backtest_cache)
 
 
+def _pnl_of(instrument_id: str, field: str, value: Callable[[object], object]) -> Tamper:
+    """Change one field of one instrument's P&L in session.json (an instrument id holds a dot: no dotted path)."""
+
+    def change(document: dict) -> None:
+        part = document["pnl"]["by_instrument"][instrument_id]
+        part[field] = value(part[field])
+
+    return _session_json(change)
+
+
+def _mark(change: Callable[[dict], None]) -> Tamper:
+    return _session_json(lambda document: change(document["pnl"]["marks"][BTCUSDT]))
+
+
 # Re-sealed changes of the fields of session.json the gate relies on: (tamper, words of the refusal).
 SESSION_JSON_TAMPERS: dict[str, tuple[Tamper, str]] = {
     "instrument_ids": (_set("instrument_ids", ["ETHUSDT.BINANCE"]), "instrument_ids"),
     "counts.fills": (_set("counts.fills", lambda count: count + 1), "counts.fills"),
     "counts.orders": (_set("counts.orders", lambda count: count - 1), "counts.orders"),
     "counts.order_events": (_set("counts.order_events", lambda count: count + 1), "counts.order_events"),
-    "pnl.fees": (_set("pnl.fees", lambda fees: fees / 2), "pnl.fees"),
-    "pnl.net": (_set("pnl.net", lambda net: net + 1.0), "pnl.net"),
+    "pnl.total.fees": (_set("pnl.total.fees", lambda fees: fees / 2), "pnl.total.fees"),
+    "pnl.total.net": (_set("pnl.total.net", lambda net: net + 1.0), "pnl.total.net"),
+    "pnl.total.funding": (_set("pnl.total.funding", 1.0), "pnl.total.funding"),
+    "pnl.total.fills": (_set("pnl.total.fills", lambda fills: fills + 1), "pnl.total.fills"),
+    "pnl.by_instrument fees": (_pnl_of(BTCUSDT, "fees", lambda fees: fees / 2), f"pnl.by_instrument.{BTCUSDT}.fees"),
+    "pnl.by_instrument gross": (_pnl_of(BTCUSDT, "gross", lambda gross: gross + 1.0), f"pnl.by_instrument.{BTCUSDT}.gross"),
+    "pnl.by_instrument funding": (_pnl_of(BTCUSDT, "funding", lambda funding: funding - 1.0), f"pnl.by_instrument.{BTCUSDT}.funding"),
+    "pnl.by_instrument mark_price": (_pnl_of(BTCUSDT, "mark_price", lambda price: price * 1.01), f"pnl.by_instrument.{BTCUSDT}.mark_price"),
+    "pnl.by_instrument an instrument removed": (_session_json(lambda document: document["pnl"]["by_instrument"].pop(BTCUSDT)), "pnl.by_instrument is"),
+    "pnl.marks price": (_mark(lambda mark: mark.update(price=mark["price"] * 1.01)), "pnl."),
+    "pnl.marks source": (_mark(lambda mark: mark.update(source="guessed")), f"pnl.marks.{BTCUSDT}"),
+    "pnl.marks removed": (_set("pnl.marks", None), "pnl.marks"),
+    "pnl an error": (_set("pnl", {"error": "forged"}), "pnl has no result (forged)"),
     "end_ns before start_ns": (_set("end_ns", 0), "end_ns"),
 }
 

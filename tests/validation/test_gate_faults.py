@@ -22,6 +22,7 @@ from keel.live.session_layout import CATALOG_DIR
 from keel.live.session_layout import FILLS_PARQUET
 from keel.live.session_layout import SESSION_JSON
 from keel.settings import CONFIGS_DIR
+from keel.validation.checks import per_instrument
 from keel.validation.gate import run_gate
 
 VARIANT = CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml"
@@ -48,10 +49,10 @@ TRADED_CHECKS = {
     "matched orders of another side",
     "matched orders of another order type",
     "matched orders of another liquidity side",
-    "largest |quantity difference| of a matched order (size steps)",
+    per_instrument("largest |quantity difference| of a matched order (size steps)", BTCUSDT),
     "largest |fill count difference| of a matched order",
-    "median price deviation (bps, + = live worse)",
-    "p95 |price deviation| (bps)",
+    per_instrument("median price deviation (bps, + = live worse)", BTCUSDT),
+    per_instrument("p95 |price deviation| (bps)", BTCUSDT),
     "|gross P&L difference| (bps of backtest notional)",
 }
 

@@ -10,6 +10,9 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.backtests.venues import venue_model_for
 from keel.fills import FILLS_SCHEMA
+from keel.pnl import FUNDING_PAYMENTS_SCHEMA
+from keel.pnl import TOTAL
+from keel.pnl import InstrumentTerms
 from keel.validation.checks import PNL_COMPONENTS
 from keel.validation.html_report import write_html_report
 
@@ -45,7 +48,14 @@ def test_report_draws_svg_charts_and_names_every_order(sample_catalog: Path, pri
     backtest_fills = _fills(prices, "O-BT", lag_ns=0)
     position = pl.when(pl.col("ts") >= backtest_fills["ts_event"][0]).then(0.001).otherwise(0.0)
     equity = prices.with_columns(pl.lit(INSTRUMENT_ID).alias("instrument_id"), position.alias("position"), pl.lit(0.0).alias("pnl"))
-    session = SimpleNamespace(session_dir=tmp_path / "session", sha256="ab" * 32, instrument=instrument, fills=live_fills)
+    total = prices.select("ts", pl.lit(TOTAL).alias("instrument_id"), pl.lit(None, pl.Float64).alias("price"), pl.lit(None, pl.Float64).alias("position"), pl.lit(0.0).alias("pnl"))
+    session = SimpleNamespace(
+        session_dir=tmp_path / "session",
+        sha256="ab" * 32,
+        fills=live_fills,
+        terms={INSTRUMENT_ID: InstrumentTerms.of(instrument)},
+        funding=pl.DataFrame(schema=FUNDING_PAYMENTS_SCHEMA),
+    )
     components = dict.fromkeys((*PNL_COMPONENTS, "notional"), 0.0)
     report = SimpleNamespace(
         promoted=True,
@@ -53,22 +63,36 @@ def test_report_draws_svg_charts_and_names_every_order(sample_catalog: Path, pri
         reasons=[],
         checks=[SimpleNamespace(name="orders matched", value=1.0, limit=">= 0.85", passed=True)],
         pnl={"backtest": components, "live": components},
+        pnl_by_instrument={INSTRUMENT_ID: {"backtest": components, "live": components}},
+        currency="USDT",
         round_trips_ms=pl.Series([3.1, 4.2, 4.4, 5.0, 9.7]),
         backtest_latency_ms=4.4,
         latency_source="measured",
     )
-    orders = pl.DataFrame({"outcome": ["matched", "matched"], "backtest_order": ["O-BT-BUY", "O-BT-SELL"], "live_order": ["O-LIVE-BUY", "O-LIVE-SELL"]})
+    orders = pl.DataFrame(
+        {
+            "outcome": ["matched", "matched"],
+            "backtest_order": ["O-BT-BUY", "O-BT-SELL"],
+            "live_order": ["O-LIVE-BUY", "O-LIVE-SELL"],
+            "backtest_instrument": [INSTRUMENT_ID] * 2,
+            "live_instrument": [INSTRUMENT_ID] * 2,
+        },
+    )
 
-    path = write_html_report(tmp_path / "gate_report.html", report, session, orders, venue_model_for("binance_spot"), equity, backtest_fills)
+    path = write_html_report(
+        tmp_path / "gate_report.html", report, session, orders, {"BINANCE": venue_model_for("binance_spot")}, pl.concat([equity, total], how="diagonal"), backtest_fills
+    )
 
     page = path.read_text()
     assert re.findall(r"<figcaption>(.*?)</figcaption>", page) == [
+        "Total P&amp;L (USDT, net of fees, with funding)",
         "Price and fills",
-        "P&amp;L (USDT, net of fees)",
+        "P&amp;L (USDT, net of fees, with funding)",
         "Position",
         "Measured order round trips (OrderSubmitted to the venue's first answer, node clock), ms",
     ]
     assert all(order in page for order in ["O-BT-BUY", "O-BT-SELL", "O-LIVE-BUY", "O-LIVE-SELL"])
+    assert f"<h2>{INSTRUMENT_ID}</h2>" in page and "<h2>Total</h2>" in page
     assert "live buy 0.001 @" in page and "backtest sell 0.001 @" in page  # both sides' fills, on hover
     assert "backtest latency 4.40 ms" in page and "latency.base_ms" in page
     assert page.count("<rect x=") >= 1 + 4  # the histogram's plot area and its bars
