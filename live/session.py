@@ -268,6 +268,8 @@ class _EmulatorVenue(AbstractContextManager):
             order_latency_ms=settings.order_latency_ms,
             extra_fee_bps=settings.extra_fee_bps,
             require_ed25519_logon=settings.require_ed25519_logon,
+            # The node starts in a child process, seconds later on a loaded machine: it must see the whole window.
+            replay_on_first_subscription=True,
         )
         self._thread = EmulatorThread(config)
 

@@ -51,6 +51,10 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
         Reject WS-API ``session.logon`` unless the key is Ed25519, as the real venue documents (HMAC and RSA
         keys must use ``userDataStream.subscribe.signature``, which nautilus 1.231 does not). Off by default
         because nautilus signs the logon with whatever key it has.
+    replay_on_first_subscription : bool
+        Hold the replay until a client subscribes to a market stream, so a node that is slow to come up (a
+        child process starting on a loaded machine) still meets the whole window; otherwise the replay starts
+        with the venue.
     """
 
     catalog_path: str
@@ -68,6 +72,7 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_latency_ms: float = 0.0
     extra_fee_bps: float = 0.0
     require_ed25519_logon: bool = False
+    replay_on_first_subscription: bool = False
 
     def __post_init__(self) -> None:
         if not is_loopback_host(self.host):

@@ -93,6 +93,7 @@ class BinanceSpotEmulator:
             extra_fee_bps=config.extra_fee_bps,
         )
         self.feed_finished = asyncio.Event()
+        self._market_watched = asyncio.Event()
         self._request_log: list[RequestRecord] = []
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,7 +128,7 @@ class BinanceSpotEmulator:
         return list(self._request_log)
 
     async def start(self) -> None:
-        """Load the replay, bind the port and start replaying; raise on a bad catalog or a bind failure."""
+        """Load the replay, bind the port and start replaying (at the first market subscription if so configured); raise on a bad catalog or a bind failure."""
         config = self.config
         feed = await asyncio.to_thread(load_market_feed, config.catalog_path, list(config.instrument_ids), config.start_ns, config.end_ns)
         self.specs = {spec.symbol: spec for spec in map(symbol_spec, feed.instruments)}
@@ -153,6 +154,8 @@ class BinanceSpotEmulator:
             self._runner = None
             raise
         self._port = self._runner.addresses[0][1]
+        if not config.replay_on_first_subscription:
+            self._market_watched.set()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._replay(feed.events)), loop.create_task(self._flush_slow_depth())]
 
@@ -207,6 +210,8 @@ class BinanceSpotEmulator:
         streams = {name for name in request.query.get("streams", "").split("/") if name}
         socket = MarketSocket(websocket, streams)
         self.market.sockets.add(socket)
+        if streams:
+            self._market_watched.set()
         try:
             async for message in websocket:
                 if message.type == WSMsgType.TEXT:
@@ -225,6 +230,8 @@ class BinanceSpotEmulator:
         self._log(str(method), "/stream", {"params": params})
         if method == "SUBSCRIBE":
             socket.streams.update(str(name) for name in params)
+            if socket.streams:
+                self._market_watched.set()
             return {"result": None, "id": command_id}
         if method == "UNSUBSCRIBE":
             socket.streams.difference_update(str(name) for name in params)
@@ -236,6 +243,7 @@ class BinanceSpotEmulator:
     # -- market replay -------------------------------------------------------------------------------------
 
     async def _replay(self, events: list[FeedEvent]) -> None:
+        await self._market_watched.wait()
         loop = asyncio.get_running_loop()
         speed = self.config.speed
         data_start = events[0].ts_init

@@ -32,6 +32,7 @@ from keel.validation.decisions import append_decision
 from keel.validation.recorded_session import file_sha256
 
 BTCUSDT = "BTCUSDT.BINANCE"
+ETHUSDT = "ETHUSDT.BINANCE"
 HERE = Path(__file__).resolve().parent
 
 
@@ -73,17 +74,20 @@ def _assert_secret_absent(folder: Path, secret: str) -> None:
             assert needle not in path.read_bytes(), f"API secret found in {path}"
 
 
-def _plain_pnl(fills: list[dict], mark: float) -> dict[str, float]:
-    """P&L of fill rows by hand: cash flows, the position bought marked at ``mark``, every fee at its fill price."""
-    cash = sum(row["last_qty"] * row["last_px"] * (-1 if row["order_side"] == "BUY" else 1) for row in fills)
-    position = sum(row["last_qty"] * (1 if row["order_side"] == "BUY" else -1) for row in fills)
-    fees = sum(
-        row["commission"] * (row["last_px"] if row["commission_currency"] == "BTC" else 1.0)
-        for row in fills
-    )
-    assert {row["commission_currency"] for row in fills} <= {"BTC", "USDT"} and all(row["commission"] >= 0 for row in fills)
-    gross = cash + position * mark
-    return {"gross": gross, "fees": fees, "net": gross - fees, "position": position}
+def _plain_pnl(fills: list[dict], base: str, mark: float) -> dict[str, float]:
+    """
+    P&L of one instrument's fill rows by hand: the USDT the account gained after fees, plus the ``base`` it holds
+    (a commission taken in ``base`` is gone from it) at ``mark``; every fee valued at its fill price.
+    """
+    assert {row["commission_currency"] for row in fills} <= {base, "USDT"} and all(row["commission"] >= 0 for row in fills)
+    bought = sum(row["last_qty"] for row in fills if row["order_side"] == "BUY")
+    sold = sum(row["last_qty"] for row in fills if row["order_side"] == "SELL")
+    cash = sum(row["last_qty"] * row["last_px"] * (1 if row["order_side"] == "SELL" else -1) for row in fills)
+    cash -= sum(row["commission"] for row in fills if row["commission_currency"] == "USDT")
+    base_fees = sum(row["commission"] for row in fills if row["commission_currency"] == base)
+    fees = sum(row["commission"] * (row["last_px"] if row["commission_currency"] == base else 1.0) for row in fills)
+    net = cash + (bought - sold - base_fees) * mark
+    return {"net": net, "gross": net + fees, "fees": fees, "position": bought - sold, "base_fees": base_fees}
 
 
 def _emulator_env(tmp_path: Path, catalog: Path, start: str, end: str, speed: float) -> Path:
@@ -127,7 +131,8 @@ def test_emulator_session_trades_records_and_closes_out(
     session = json.loads((session_dir / SESSION_JSON).read_text())
     assert session["status"] == "completed"
     assert session["after_stop"]["flat"] is True
-    assert session["after_stop"]["open_orders"] == [] and session["after_stop"]["open_positions"] == []
+    after_stop = session["after_stop"]["by_instrument"][BTCUSDT]
+    assert after_stop["open_orders"] == [] and after_stop["open_positions"] == []
     assert session["emulator"]["speed"] == 10.0 and session["emulator"]["drop_fill_every"] == 0
     assert (session_dir / VARIANT_YAML).is_file() and (session_dir / NODE_LOG).stat().st_size > 0
 
@@ -139,7 +144,7 @@ def test_emulator_session_trades_records_and_closes_out(
     # Binance takes the buy commission (0.1%) in BTC: the close sells what is held, rounded down to the
     # 0.00001 step, and the remainder is reported as dust, not as an open position.
     assert filled["SELL"] == pytest.approx(0.00019)
-    assert len(session["after_stop"]["dust_positions"]) == 1
+    assert len(after_stop["dust_positions"]) == 1
     orders = pl.read_parquet(session_dir / ORDERS_PARQUET)
     assert set(orders.filter(pl.col("event_type") == "OrderFilled")["client_order_id"]) == set(fills["client_order_id"])
 
@@ -164,21 +169,22 @@ def test_emulator_session_trades_records_and_closes_out(
     # P&L: recorded and printed net equal a plain computation from fills.parquet, base-asset fee included.
     rows = fills.to_dicts()
     mark = float(catalog.trade_ticks([BTCUSDT])[-1].price)  # the last price the session saw
-    expected = _plain_pnl(rows, mark)
-    pnl = session["pnl"]
-    assert (pnl["currency"], pnl["fills"]) == ("USDT", len(rows)) and pnl["mark_price"] == pytest.approx(mark, rel=1e-12)
-    assert pnl["net"] == pytest.approx(expected["net"], abs=1e-9)
+    expected = _plain_pnl(rows, "BTC", mark)
+    pnl, own = session["pnl"]["total"], session["pnl"]["by_instrument"][BTCUSDT]
+    assert (pnl["currency"], pnl["fills"]) == ("USDT", len(rows)) and own["mark_price"] == pytest.approx(mark, rel=1e-12)
+    assert session["pnl"]["marks"] == {BTCUSDT: {"price": own["mark_price"], "source": "last_trade"}}
+    assert pnl["net"] == own["net"] == pytest.approx(expected["net"], abs=1e-9)
     assert (pnl["gross"], pnl["fees"], pnl["rebates"]) == pytest.approx((expected["gross"], expected["fees"], 0.0), abs=1e-9)
     printed = {line.split("  ")[1].strip(): line.split()[-2] for line in result.output.splitlines() if line.endswith(" USDT")}
     assert float(printed["net P&L"]) == pytest.approx(expected["net"], abs=2e-8)
+    assert float(printed[f"{BTCUSDT} net P&L"]) == pytest.approx(expected["net"], abs=2e-8)
     assert float(printed["fees"]) == pytest.approx(expected["fees"], abs=2e-8)
     # nautilus's realized P&L leaves out the BTC commission and the mark of the unsold remainder (dust).
     buys = [row for row in rows if row["order_side"] == "BUY"]
-    base_fees = sum(row["commission"] * row["last_px"] for row in rows if row["commission_currency"] == "BTC")
-    assert base_fees > 0
+    assert expected["base_fees"] > 0
     average_buy = sum(row["last_qty"] * row["last_px"] for row in buys) / sum(row["last_qty"] for row in buys)
-    realized = float(session["after_stop"]["realized_pnl"][BTCUSDT].split()[0])
-    assert pnl["net"] - realized == pytest.approx(-base_fees + expected["position"] * (mark - average_buy), abs=1e-6)
+    realized = float(after_stop["realized_pnl"].split()[0])
+    assert pnl["net"] - realized == pytest.approx(expected["position"] * (mark - average_buy) - expected["base_fees"] * mark, abs=1e-6)
 
 
 @pytest.mark.requires_redis
@@ -293,11 +299,96 @@ def test_session_left_with_a_position_is_recorded_not_flat_and_marked(
     assert result.exit_code == 1, result.output
     session = json.loads((session_dir / SESSION_JSON).read_text())
     assert session["status"] == "not_flat"
-    assert session["after_stop"]["flat"] is False and len(session["after_stop"]["open_positions"]) == 1
+    assert session["after_stop"]["flat"] is False and len(session["after_stop"]["by_instrument"][BTCUSDT]["open_positions"]) == 1
     fills = read_fills(session_dir / FILLS_PARQUET)
     assert fills["order_side"].unique().to_list() == ["BUY"]
     mark = float(ParquetDataCatalog(str(session_dir / CATALOG_DIR)).trade_ticks([BTCUSDT])[-1].price)
-    expected = _plain_pnl(fills.to_dicts(), mark)
+    expected = _plain_pnl(fills.to_dicts(), "BTC", mark)
     assert expected["position"] == pytest.approx(0.0002)
-    assert session["pnl"]["net"] == pytest.approx(expected["net"], abs=1e-9)  # the open position marked at the last trade
+    assert session["pnl"]["total"]["net"] == pytest.approx(expected["net"], abs=1e-9)  # the open position marked at the last trade
     verify_manifest(session_dir)
+
+
+@pytest.fixture
+def basket_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A variant of one strategy buying BTCUSDT and ETHUSDT on their 5th trades, holding both for the close-on-stop."""
+    monkeypatch.syspath_prepend(str(HERE))  # the node's child process inherits sys.path
+    path = tmp_path / "basket_btcusdt_ethusdt.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "basket_btcusdt_ethusdt",
+                "venues": ["binance_spot"],
+                "strategy": {
+                    "strategy_path": "probe_strategy:BasketProbeStrategy",
+                    "config_path": "probe_strategy:BasketProbeStrategyConfig",
+                    "config": {"instrument_ids": [BTCUSDT, ETHUSDT], "trade_sizes": ["0.0002", "0.005"], "entry_trade": 5},
+                },
+            },
+        ),
+    )
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_one_strategy_trades_two_instruments_in_one_session(
+    redis_service: None,
+    basket_variant: Path,
+    sample_catalog: Path,
+    tmp_path: Path,
+) -> None:
+    env_path = _emulator_env(tmp_path, sample_catalog, "2024-08-08T23:54:15Z", "2024-08-08T23:56:15Z", speed=10.0)
+    session_dir = tmp_path / "session"
+
+    result = CliRunner().invoke(_cli(), ["live", str(basket_variant), "--env", str(env_path), "--session-dir", str(session_dir)])
+
+    assert result.exit_code == 0, result.output
+    session = json.loads((session_dir / SESSION_JSON).read_text())
+    assert (session["status"], session["after_stop"]["flat"]) == ("completed", True)
+    assert session["instrument_ids"] == [BTCUSDT, ETHUSDT]
+    fills = read_fills(session_dir / FILLS_PARQUET)
+    catalog = ParquetDataCatalog(str(session_dir / CATALOG_DIR))
+    assert sorted(str(instrument.id) for instrument in catalog.instruments()) == [BTCUSDT, ETHUSDT]
+    counts = session["counts"]["records"]
+    expected_total = 0.0
+    for instrument_id, base, size in ((BTCUSDT, "BTC", 0.0002), (ETHUSDT, "ETH", 0.005)):
+        # Both instruments recorded: trades, quotes and book deltas, as counted in session.json.
+        assert len(catalog.trade_ticks([instrument_id])) == counts["TradeTick"][instrument_id] > 0
+        assert len(catalog.quote_ticks([instrument_id])) == counts["QuoteTick"][instrument_id] > 0
+        assert len(catalog.order_book_deltas([instrument_id])) == counts["OrderBookDelta"][instrument_id] > 0
+        # Both traded: the entry, then the close-on-stop of what is held, rounded down to the size step.
+        own = fills.filter(pl.col("instrument_id") == instrument_id)
+        assert own["order_side"].unique(maintain_order=True).to_list() == ["BUY", "SELL"]
+        assert own.filter(pl.col("order_side") == "BUY")["last_qty"].sum() == pytest.approx(size)
+        # Flat after stop: nothing open or working; the base-asset fee's remainder is dust.
+        after_stop = session["after_stop"]["by_instrument"][instrument_id]
+        assert (after_stop["open_positions"], after_stop["open_orders"], len(after_stop["dust_positions"])) == ([], [], 1)
+        # Its P&L: a plain computation from its fills at the last trade price the session recorded.
+        mark = float(catalog.trade_ticks([instrument_id])[-1].price)
+        recorded_mark = session["pnl"]["marks"][instrument_id]
+        assert (recorded_mark["source"], recorded_mark["price"]) == ("last_trade", pytest.approx(mark, rel=1e-12))
+        expected = _plain_pnl(own.to_dicts(), base, mark)
+        assert session["pnl"]["by_instrument"][instrument_id]["net"] == pytest.approx(expected["net"], abs=1e-9)
+        assert session["pnl"]["by_instrument"][instrument_id]["fees"] == pytest.approx(expected["fees"], abs=1e-9)
+        expected_total += expected["net"]
+    total = session["pnl"]["total"]
+    assert total["fills"] == fills.height
+    assert total["net"] == pytest.approx(sum(part["net"] for part in session["pnl"]["by_instrument"].values()), abs=1e-12)
+    assert total["net"] == pytest.approx(expected_total, abs=1e-9)
+    verify_manifest(session_dir)
+
+
+def test_cli_refuses_a_venue_the_environment_does_not_serve(probe_variant: Path, tmp_path: Path) -> None:
+    document = yaml.safe_load(probe_variant.read_text())
+    document |= {"name": "probe_perp", "venues": ["binance_usdm"]}
+    document["strategy"]["config"]["instrument_id"] = "BTCUSDT-PERP.BINANCE"
+    variant_path = tmp_path / "probe_perp.yaml"
+    variant_path.write_text(yaml.safe_dump(document))
+    session_dir = tmp_path / "session"
+
+    result = CliRunner().invoke(_cli(), ["live", str(variant_path), "--session-dir", str(session_dir)])
+
+    assert result.exit_code == 2
+    assert "venues ['binance_usdm'], but environment 'emulator' serves one 'binance_spot' account" in result.output
+    assert not session_dir.exists()  # refused before anything started

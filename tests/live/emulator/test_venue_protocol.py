@@ -242,6 +242,23 @@ def test_feed_finishes_and_the_venue_keeps_matching_on_the_last_book(sample_cata
     run_with_emulator(config(sample_catalog, end_ns=end_ns), body)
 
 
+def test_a_replay_held_for_the_first_subscription_starts_with_it(sample_catalog: Path) -> None:
+    end_ns = FIRST_SNAPSHOT_NS + 2_000_000_000
+
+    async def body(emulator: BinanceSpotEmulator, session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(f"{emulator.ws_stream_url}/stream") as websocket:
+            # Twice the window's replay time (0.1 s at speed 20) passes without a subscription: nothing is replayed.
+            await asyncio.sleep(1.0)
+            assert not emulator.feed_finished.is_set()
+            await websocket.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@trade"], "id": 1})
+            assert (await asyncio.wait_for(websocket.receive_json(), 10)) == {"result": None, "id": 1}
+            first = await asyncio.wait_for(websocket.receive_json(), 10)
+            await asyncio.wait_for(emulator.feed_finished.wait(), 30)
+        assert first["stream"] == "btcusdt@trade"
+
+    run_with_emulator(config(sample_catalog, end_ns=end_ns, replay_on_first_subscription=True), body)
+
+
 def test_config_refuses_non_loopback_hosts(sample_catalog: Path) -> None:
     with pytest.raises(ValueError, match="host"):
         config(sample_catalog, host="0.0.0.0")
