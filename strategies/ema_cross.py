@@ -16,6 +16,10 @@ from nautilus_trader.model.objects import Quantity
 
 from keel.strategies.base import KeelStrategy
 from keel.strategies.base import KeelStrategyConfig
+from keel.strategies.base import closable_quantity
+
+# A millionth of a size step: see closable().
+STEP_NUDGE = Decimal("0.000001")
 
 
 class EMACrossConfig(KeelStrategyConfig, frozen=True, kw_only=True):
@@ -132,6 +136,21 @@ class EMACross(KeelStrategy):
             return closable
         entry: Decimal = self.entry_quantity(self.config.instrument_id, price).as_decimal()
         return self.instrument(self.config.instrument_id).make_qty(closable.as_decimal() + entry)
+
+    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
+        """
+        Return the part of the position an order can close, or None when flat or dust (``keel.sizing`` dust rule).
+
+        Works around ``keel.sizing.closable_quantity`` rounding down through nautilus's float ``make_qty``, which
+        takes a position exactly on the step to the step below (0.0039 ETH -> 0.0038 ETH: 0.0039 / 0.0001 is
+        38.999... in floats), leaving a remainder below the minimum notional that no order can close. A nudge of
+        a millionth of a step is far below any real position's precision and above the float error.
+        """
+        position = abs(self.signed_position(instrument_id))
+        if position == 0:
+            return None
+        instrument = self.instrument(instrument_id)
+        return closable_quantity(instrument, position + instrument.size_increment.as_decimal() * STEP_NUDGE, price)
 
     def on_stop_strategy(self) -> None:
         if self.config.bar_type is None:

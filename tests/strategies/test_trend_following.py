@@ -1,0 +1,187 @@
+"""The trend-following family (EMACross, Breakout): every shipped variant backtests on real data, trades, ends flat,
+and its fills are pinned; no decision uses later data; the breakout's first signal equals an independent
+computation from the raw bar file; an emulator session closes out on stop.
+
+Spot variants run on the shipped Binance spot sample (trade ticks, quotes, L2). The BTC perpetual variants run on
+the shipped day of BTCUSDT-PERP 1-minute bars with its funding rates; the ETH perpetual variants on three days of
+ETHUSDT-PERP bars from ``../shared/data/real`` (skipped when absent).
+"""
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from family_checks import assert_closed_out
+from family_checks import assert_no_lookahead
+from family_checks import fills_fingerprint
+from typer.testing import CliRunner
+
+from keel.backtests.result import RunResult
+from keel.backtests.runner import run_backtest
+from keel.data.bars import ingest_ohlcv_bars
+from keel.data.funding import ingest_funding_rates
+from keel.data.instruments import binance_usdm_instruments
+from keel.settings import CONFIGS_DIR
+from keel.settings import SAMPLE_DIR
+from keel.strategies.breakout import BreakoutConfig
+from keel.variant import Variant
+from keel.variant import load_variant
+
+VARIANTS = CONFIGS_DIR / "variants"
+BTC_BARS = SAMPLE_DIR / "bars" / "BTC_USDT_USDT-1m-futures.feather"
+BTC_FUNDING = SAMPLE_DIR / "bars" / "BTC_USDT_USDT-8h-funding_rate.feather"
+ETH_FUTURES = Path("ft_typhonun/user_data/data/binance/futures")
+ETH_WINDOW = ("2025-05-05T00:00:00Z", "2025-05-08T00:00:00Z")
+MINUTE_NS = 60_000_000_000
+
+
+def _perpetual_catalog(path: Path, symbol: str, bars: Path, funding: Path) -> Path:
+    instrument = binance_usdm_instruments(SAMPLE_DIR / "binance_usdm" / "exchange_info.json", {symbol})[symbol]
+    ingest_ohlcv_bars([bars], path, instrument)
+    ingest_funding_rates([funding], path, instrument)
+    return path
+
+
+@pytest.fixture(scope="module")
+def btc_perpetual_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's real BTCUSDT-PERP day of 1-minute bars (2025-05-05) with its funding history."""
+    return _perpetual_catalog(tmp_path_factory.mktemp("btc_perpetual") / "catalog", "BTCUSDT", BTC_BARS, BTC_FUNDING)
+
+
+@pytest.fixture(scope="module")
+def eth_perpetual_catalog(shared_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six weeks of real ETHUSDT-PERP 1-minute bars and funding rates from ../shared/data/real (runs use three days)."""
+    folder = shared_data_dir / ETH_FUTURES
+    return _perpetual_catalog(
+        tmp_path_factory.mktemp("eth_perpetual") / "catalog",
+        "ETHUSDT",
+        folder / "ETH_USDT_USDT-1m-futures.feather",
+        folder / "ETH_USDT_USDT-8h-funding_rate.feather",
+    )
+
+
+def _run(variant: Variant, catalog: Path, run_dir: Path, window: tuple[str, str] | tuple[None, None] = (None, None)) -> RunResult:
+    start, end = window
+    return run_backtest(variant, catalog, run_dir=run_dir, start=start, end=end, log_to_mlflow=False, tearsheet=False)
+
+
+def _assert_trades_and_pinned(run: RunResult, fills: int, fingerprint: str, min_round_trips: int) -> None:
+    assert_closed_out(run)
+    assert run.summary.round_trips >= min_round_trips
+    assert (run.fills.height, fills_fingerprint(run.fills)) == (fills, fingerprint)
+
+
+# -- spot: trade ticks, long-only ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fills", "fingerprint"),
+    [
+        ("ema_cross_eth_binance_spot", 20, "701494f5c2f9e648"),
+        ("breakout_btc_binance_spot", 30, "a0ea50744ad9b1cd"),
+        ("breakout_eth_binance_spot", 25, "c6a092f7b1f5f3e4"),
+    ],
+)
+def test_spot_variant_trades_long_only_and_is_pinned(name: str, fills: int, fingerprint: str, sample_catalog: Path, tmp_path: Path) -> None:
+    run = _run(load_variant(VARIANTS / f"{name}.yaml"), sample_catalog, tmp_path / "run")
+
+    _assert_trades_and_pinned(run, fills, fingerprint, min_round_trips=5)
+    # Long-only: the position never goes below zero, so every sell follows the buys that made it.
+    signed = pl.when(pl.col("order_side") == "BUY").then(pl.col("last_qty")).otherwise(-pl.col("last_qty"))
+    assert run.fills.select(signed.cum_sum().min()).item() >= -1e-12
+    assert run.summary.funding == 0
+
+
+def test_btc_spot_variant_is_the_base_ema_cross_variant(sample_catalog: Path, tmp_path: Path) -> None:
+    family = _run(load_variant(VARIANTS / "ema_cross_btc_binance_spot.yaml"), sample_catalog, tmp_path / "family")
+
+    assert_closed_out(family)
+    # The same config as ema_cross_btcusdt.yaml, whose fills tests/strategies/test_ema_cross.py pins.
+    assert (family.fills.height, fills_fingerprint(family.fills)) == (14, "990ec19ab063b8c3")
+
+
+def test_breakout_no_decision_uses_later_ticks(sample_catalog: Path, tmp_path: Path) -> None:
+    variant = load_variant(VARIANTS / "breakout_btc_binance_spot.yaml")
+
+    assert_no_lookahead(variant, sample_catalog, "2024-08-08T23:57:00Z", tmp_path, end="2024-08-08T23:58:30Z")
+
+
+# -- perpetuals: 1-minute bars, long and short, funding in the P&L -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fills", "fingerprint"),
+    [
+        ("ema_cross_btc_binance_usdm_bars", 15, "b05d3cc2fdb51369"),
+        ("breakout_btc_binance_usdm_bars", 26, "7c329bb905441260"),
+    ],
+)
+def test_btc_perpetual_variant_goes_long_and_short_and_is_pinned(
+    name: str, fills: int, fingerprint: str, btc_perpetual_catalog: Path, tmp_path: Path
+) -> None:
+    run = _run(load_variant(VARIANTS / f"{name}.yaml"), btc_perpetual_catalog, tmp_path / "run")
+
+    _assert_perpetual(run, fills, fingerprint)
+
+
+@pytest.mark.requires_shared
+@pytest.mark.parametrize(
+    ("name", "fills", "fingerprint"),
+    [
+        ("ema_cross_eth_binance_usdm_bars", 39, "3f0de3a595079ebe"),
+        ("breakout_eth_binance_usdm_bars", 78, "2aeee308ff9c45cd"),
+    ],
+)
+def test_eth_perpetual_variant_goes_long_and_short_and_is_pinned(
+    name: str, fills: int, fingerprint: str, eth_perpetual_catalog: Path, tmp_path: Path
+) -> None:
+    run = _run(load_variant(VARIANTS / f"{name}.yaml"), eth_perpetual_catalog, tmp_path / "run", ETH_WINDOW)
+
+    _assert_perpetual(run, fills, fingerprint)
+
+
+def _assert_perpetual(run: RunResult, fills: int, fingerprint: str) -> None:
+    _assert_trades_and_pinned(run, fills, fingerprint, min_round_trips=1)
+    # Short as well as long: the running position goes below zero somewhere.
+    signed = pl.when(pl.col("order_side") == "BUY").then(pl.col("last_qty")).otherwise(-pl.col("last_qty"))
+    positions = run.fills.select(signed.cum_sum().alias("position"))["position"]
+    assert positions.min() < 0 < positions.max()
+    # Funding is part of the P&L of a position held across a settlement.
+    assert run.summary.funding != 0
+    assert run.summary.pnl_net == pytest.approx(run.summary.pnl_gross - run.summary.fees + run.summary.rebates + run.summary.funding)
+
+
+@pytest.mark.parametrize("name", ["ema_cross_btc_binance_usdm_bars", "breakout_btc_binance_usdm_bars"])
+def test_no_decision_uses_later_bars(name: str, btc_perpetual_catalog: Path, tmp_path: Path) -> None:
+    assert_no_lookahead(load_variant(VARIANTS / f"{name}.yaml"), btc_perpetual_catalog, "2025-05-05T14:00:00Z", tmp_path)
+
+
+def test_breakout_first_signal_equals_the_raw_bars(btc_perpetual_catalog: Path, tmp_path: Path) -> None:
+    variant = load_variant(VARIANTS / "breakout_btc_binance_usdm_bars.yaml")
+    config = BreakoutConfig.parse(json.dumps(variant.strategy.config))
+
+    run = _run(variant, btc_perpetual_catalog, tmp_path / "run")
+
+    # From the feather file: the first bar, once both the channel and the ATR have their periods of earlier bars,
+    # whose close is beyond the highest high or lowest low of the N bars before it. A bar's time is its close.
+    period = config.channel_period
+    bars = pl.read_ipc(BTC_BARS).select(
+        (pl.col("date").dt.epoch("ns") + MINUTE_NS).alias("ts"),
+        "close",
+        pl.col("high").shift(1).rolling_max(period).alias("upper"),
+        pl.col("low").shift(1).rolling_min(period).alias("lower"),
+    )
+    warm = bars.slice(max(period, config.atr_period))
+    first = warm.filter((pl.col("close") > pl.col("upper")) | (pl.col("close") < pl.col("lower"))).row(0, named=True)
+    first_order = run.orders.sort("ts_init").row(0, named=True)
+    assert int(first_order["ts_init"]) == first["ts"]
+    assert first_order["side"] == ("BUY" if first["close"] > first["upper"] else "SELL")
+
+
+def test_breakout_config_rejects_bars_of_another_instrument() -> None:
+    with pytest.raises(ValueError, match="bar_type"):
+        BreakoutConfig.parse(
+            json.dumps({"instrument_id": "ETHUSDT-PERP.BINANCE", "bar_type": "BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"}),
+        )
