@@ -5,11 +5,13 @@ perpetual variant on the shipped day of 1-minute bars (2025-05-05); the ETHUSDT 
 cut from ../shared/data/real, and both perpetual variants over a week of it.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from family_checks import assert_closed_out
 from family_checks import assert_no_lookahead
 from family_checks import fills_fingerprint
@@ -24,6 +26,10 @@ from keel.data.bars import ingest_ohlcv_bars
 from keel.data.funding import ingest_funding_rates
 from keel.data.instruments import binance_usdm_instruments
 from keel.data.series import trade_prices
+from keel.fills import read_fills
+from keel.live.session import run_live_session
+from keel.live.session_layout import FILLS_PARQUET
+from keel.live.session_layout import SESSION_JSON
 from keel.settings import CONFIGS_DIR
 from keel.settings import SAMPLE_DIR
 from keel.strategies.mean_reversion import MeanReversionConfig
@@ -224,3 +230,30 @@ def test_perpetual_variant_over_three_days(variant_file: str, fills: int, finger
     assert fills_fingerprint(run.fills) == fingerprint
     # Funding is settled on the positions held across 8-hour settlements.
     assert run.summary.funding != 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_emulator_session_closes_out_the_position_it_holds_at_stop(redis_service: None, sample_catalog: Path, tmp_path: Path) -> None:
+    # The BTC spot variant made quick to warm up; on 23:54:15-23:56:15 it buys, sells, and buys at 23:55:15 a
+    # position the signal holds to the end (the same window backtested: the last sale is the close-on-stop).
+    document = yaml.safe_load((VARIANTS / "mean_reversion_btc_binance_spot.yaml").read_text())
+    document["strategy"]["config"] |= {"window": 600, "entry_z": 1.0, "min_deviation_bps": 0.0, "max_holding_events": 10**6, "volatility_window": 50}
+    variant_path = tmp_path / "mean_reversion_session.yaml"
+    variant_path.write_text(yaml.safe_dump(document))
+    environment = yaml.safe_load((CONFIGS_DIR / "env" / "emulator.yaml").read_text())
+    environment["emulator"] |= {"catalog": str(sample_catalog), "start": "2024-08-08T23:54:15Z", "end": "2024-08-08T23:56:15Z", "speed": 10.0}
+    env_path = tmp_path / "emulator.yaml"
+    env_path.write_text(yaml.safe_dump(environment))
+
+    run_live_session(variant_path, env_path, session_dir=tmp_path / "session")
+
+    session = json.loads((tmp_path / "session" / SESSION_JSON).read_text())
+    assert session["status"] == "completed"
+    assert session["after_stop"]["flat"] is True
+    fills = read_fills(tmp_path / "session" / FILLS_PARQUET).sort("ts_event", maintain_order=True)
+    orders = fills.unique("client_order_id", keep="first", maintain_order=True)
+    assert orders["order_side"].to_list() == ["BUY", "SELL", "BUY", "SELL"]
+    bought, sold = (fills.filter(pl.col("order_side") == side)["last_qty"].sum() for side in ("BUY", "SELL"))
+    # Everything bought was sold but the commission Binance took in BTC, less than one 0.00001 step per buy.
+    assert 0 <= bought - sold < 2 * 0.00001
