@@ -4,22 +4,29 @@ The spot variant runs on the shipped Binance spot sample (BTCUSDT and ETHUSDT ti
 variant runs on 1-minute bars of the real BTCUSDT and ETHUSDT perpetuals in ../shared/data/real.
 """
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from family_checks import assert_closed_out
 from family_checks import assert_no_lookahead
 from family_checks import fills_fingerprint
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.backtests.result import RunResult
 from keel.backtests.runner import run_backtest
 from keel.data.bars import ingest_ohlcv_bars
 from keel.data.funding import ingest_funding_rates
 from keel.data.instruments import binance_usdm_instruments
+from keel.fills import read_fills
+from keel.live.session import run_live_session
+from keel.live.session_layout import FILLS_PARQUET
+from keel.live.session_layout import SESSION_JSON
 from keel.settings import CONFIGS_DIR
 from keel.settings import SAMPLE_DIR
 from keel.strategies.pair_spread import PairSpreadConfig
@@ -93,9 +100,15 @@ def test_regression_equals_numpy_least_squares_on_real_prices(sample_catalog: Pa
     assert checked > 250  # the 6-minute sample gives ~345 one-second samples
 
 
-def test_first_order_is_sent_at_the_first_sample_beyond_entry_z(sample_catalog: Path, tmp_path: Path) -> None:
-    variant = load_variant(SPOT_VARIANT)
-    config = variant.strategy.config
+@pytest.fixture(scope="module")
+def spot_run(sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """The spot variant backtested over the whole shipped sample."""
+    run_dir = tmp_path_factory.mktemp("pair_spot") / "run"
+    return run_backtest(load_variant(SPOT_VARIANT), sample_catalog, run_dir=run_dir, log_to_mlflow=False, tearsheet=False)
+
+
+def test_first_order_is_sent_at_the_first_sample_beyond_entry_z(sample_catalog: Path, spot_run: RunResult) -> None:
+    config = load_variant(SPOT_VARIANT).strategy.config
     samples = _samples(sample_catalog, config["sample_interval_ms"])
     x, y = np.log([eth for _, _, eth in samples]), np.log([btc for _, btc, _ in samples])
     window = config["window"]
@@ -109,17 +122,13 @@ def test_first_order_is_sent_at_the_first_sample_beyond_entry_z(sample_catalog: 
             first = (samples[index][0], "BUY", "BTCUSDT.BINANCE" if z < 0 else "ETHUSDT.BINANCE")
             break
 
-    run = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
-
-    orders = run.orders.sort("ts_init", maintain_order=True)
+    orders = spot_run.orders.sort("ts_init", maintain_order=True)
     assert first is not None
     assert (int(orders["ts_init"][0]), orders["side"][0], orders["instrument_id"][0]) == first
 
 
-def test_spot_variant_trades_and_is_pinned(sample_catalog: Path, tmp_path: Path) -> None:
-    variant = load_variant(SPOT_VARIANT)
-
-    run = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
+def test_spot_variant_trades_and_is_pinned(spot_run: RunResult) -> None:
+    run = spot_run
 
     assert_closed_out(run)
     assert run.fills.height == 10
@@ -130,7 +139,7 @@ def test_spot_variant_trades_and_is_pinned(sample_catalog: Path, tmp_path: Path)
 
 
 def test_spot_variant_decides_nothing_from_later_data(sample_catalog: Path, tmp_path: Path) -> None:
-    assert_no_lookahead(load_variant(SPOT_VARIANT), sample_catalog, "2024-08-08T23:58:00Z", tmp_path)
+    assert_no_lookahead(load_variant(SPOT_VARIANT), sample_catalog, "2024-08-08T23:57:30Z", tmp_path, end="2024-08-08T23:58:30Z")
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +169,30 @@ def test_perpetual_variant_trades_both_legs_over_a_week(perpetual_bars_catalog: 
     assert sides == {(leg, side) for leg in ("BTCUSDT-PERP.BINANCE", "ETHUSDT-PERP.BINANCE") for side in ("BUY", "SELL")}
     assert run.fills.height == 300
     assert fills_fingerprint(run.fills) == "bdf47802300d76b8"
+
+
+@pytest.mark.slow
+@pytest.mark.requires_redis
+def test_emulator_session_trades_then_leaves_nothing_behind(redis_service: None, sample_catalog: Path, tmp_path: Path) -> None:
+    document = yaml.safe_load((CONFIGS_DIR / "env" / "emulator.yaml").read_text())
+    # The backtest enters at 23:55:25 (after the 60-sample warm-up) and exits at 23:56:15; the session stops after both.
+    document["emulator"] |= {"catalog": str(sample_catalog), "start": "2024-08-08T23:54:15Z", "end": "2024-08-08T23:56:40Z", "speed": 10.0}
+    env_path = tmp_path / "emulator.yaml"
+    env_path.write_text(yaml.safe_dump(document))
+    # The emulator stamps events with its own clock, so at speed 10 a second of event time holds ten seconds of
+    # data: the variant samples ten times as often to see the data as the backtest does.
+    variant = yaml.safe_load(SPOT_VARIANT.read_text())
+    variant["strategy"]["config"]["sample_interval_ms"] //= 10
+    variant_path = tmp_path / SPOT_VARIANT.name
+    variant_path.write_text(yaml.safe_dump(variant))
+
+    run_live_session(variant_path, env_path, session_dir=tmp_path / "session")
+
+    session = json.loads((tmp_path / "session" / SESSION_JSON).read_text())
+    assert session["status"] == "completed"
+    fills = read_fills(tmp_path / "session" / FILLS_PARQUET)
+    assert fills.height >= 2, "the session never traded"
+    assert session["after_stop"]["flat"] is True
+    for leg in ("BTCUSDT.BINANCE", "ETHUSDT.BINANCE"):
+        after_stop = session["after_stop"]["by_instrument"][leg]
+        assert (after_stop["open_orders"], after_stop["open_positions"]) == ([], [])
