@@ -28,6 +28,8 @@ from keel.validation.recorded_session import RecordedSession
 from keel.validation.recorded_session import open_orders_at_end
 from keel.validation.thresholds import GateThresholds
 
+# Quantities in size steps are rounded to this many decimals (float arithmetic on decimal steps).
+STEP_DECIMALS = 9
 # P&L components compared, in the order they are reported; ``notional`` is the denominator, not compared.
 PNL_COMPONENTS = ("gross", "fees", "rebates", "funding", "net", "slippage")
 
@@ -87,7 +89,8 @@ def live_slippage(pairs: pl.DataFrame) -> dict[str, float]:
     """Return per instrument the P&L effect of live prices vs the backtest's on matched orders: - sum(sign x (live - backtest) x live quantity)."""
     sign = pl.when(pl.col("side") == "BUY").then(1.0).otherwise(-1.0)
     effect = pairs.group_by("backtest_instrument").agg((-(sign * (pl.col("live_px") - pl.col("backtest_px")) * pl.col("live_qty")).sum()).alias("slippage"))
-    return dict(zip(effect["backtest_instrument"].to_list(), effect["slippage"].to_list(), strict=True))
+    # + 0.0: prices equal on every pair make no slippage, not -0.
+    return {instrument_id: slippage + 0.0 for instrument_id, slippage in zip(effect["backtest_instrument"], effect["slippage"], strict=True)}
 
 
 def position_at_end(fills: pl.DataFrame, terms: InstrumentTerms) -> float:
@@ -154,7 +157,8 @@ def _instrument_order_checks(thresholds: GateThresholds, matching: Matching, ins
     instrument_id = instrument.id.value
     pairs = matching.pairs.filter(pl.col("backtest_instrument") == instrument_id)
     matched = pairs.height > 0
-    quantity_steps = ((pairs["live_qty"] - pairs["backtest_qty"]).abs() / float(instrument.size_increment)).max() if matched else None
+    # Rounded: quantities are floats of decimal steps, and 0.0040 - 0.0039 is 1.0000000000000027 steps of 0.0001.
+    quantity_steps = ((pairs["live_qty"] - pairs["backtest_qty"]).abs() / float(instrument.size_increment)).round(STEP_DECIMALS).max() if matched else None
     deviation = pairs["price_dev_bps"]
     return [
         _at_most(

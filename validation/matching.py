@@ -217,8 +217,9 @@ def _pair(backtest: dict, live: dict) -> dict:
         "live_fills": live["fills"],
         "backtest_px": backtest["avg_px"],
         "live_px": live["avg_px"],
-        # Paying more on a buy or receiving less on a sell is worse for the strategy: positive.
-        "price_dev_bps": sign * (live["avg_px"] - backtest["avg_px"]) / backtest["avg_px"] * 10_000,
+        # Paying more on a buy or receiving less on a sell is worse for the strategy: positive (+ 0.0: a sell at
+        # the backtest's price deviates by 0, not -0).
+        "price_dev_bps": sign * (live["avg_px"] - backtest["avg_px"]) / backtest["avg_px"] * 10_000 + 0.0,
         "lag_ms": (live["ts_event"] - backtest["ts_event"]) / 1_000_000,
         "backtest_ts_event": backtest["ts_event"],
     }
