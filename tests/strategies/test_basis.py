@@ -28,6 +28,7 @@ from nautilus_trader.model.instruments import CurrencyPair
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from keel.backtests.result import RunResult
 from keel.backtests.runner import run_backtest
 from keel.backtests.venues import VenueModel
 from keel.backtests.venues import load_venue_model
@@ -134,13 +135,21 @@ def test_rolling_moments_equal_numpy() -> None:
         assert (moments.mean, moments.std) == pytest.approx((window.mean(), window.std()), rel=1e-9)
 
 
+@pytest.fixture(scope="module")
+def basis_runs(basis_catalog: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[Path, RunResult]:
+    """Each tick variant backtested over the seconds both legs trade."""
+    root = tmp_path_factory.mktemp("basis_runs")
+    return {
+        path: run_backtest(load_variant(path), basis_catalog, run_dir=root / path.stem, end=PERP_END, log_to_mlflow=False, tearsheet=False)
+        for path in (CROSS_VARIANT, OKX_VARIANT)
+    }
+
+
 @pytest.mark.parametrize(("path", "spot_id"), [(CROSS_VARIANT, SPOT), (OKX_VARIANT, OKX_SPOT)])
-def test_first_pair_is_entered_at_the_first_rich_basis(basis_catalog: Path, tmp_path: Path, path: Path, spot_id: str) -> None:
+def test_first_pair_is_entered_at_the_first_rich_basis(basis_catalog: Path, basis_runs: dict[Path, RunResult], path: Path, spot_id: str) -> None:
     variant = load_variant(path)
 
-    run = run_backtest(variant, basis_catalog, run_dir=tmp_path / "run", end=PERP_END, log_to_mlflow=False, tearsheet=False)
-
-    first = run.orders.sort("ts_init", maintain_order=True).head(2)
+    first = basis_runs[path].orders.sort("ts_init", maintain_order=True).head(2)
     assert int(first["ts_init"][0]) == _first_entry(basis_catalog, spot_id, variant.strategy.config)
     assert sorted(first.select("instrument_id", "side").rows()) == sorted([(spot_id, "BUY"), (OKX_SWAP, "SELL")])
 
@@ -148,8 +157,8 @@ def test_first_pair_is_entered_at_the_first_rich_basis(basis_catalog: Path, tmp_
 @pytest.mark.parametrize(
     ("path", "spot_id", "fills", "fingerprint"), [(CROSS_VARIANT, SPOT, 8, "d38e21e90605db14"), (OKX_VARIANT, OKX_SPOT, 8, "d8be089b64e34b79")],
 )
-def test_variants_trade_both_legs_and_are_pinned(basis_catalog: Path, tmp_path: Path, path: Path, spot_id: str, fills: int, fingerprint: str) -> None:
-    run = run_backtest(load_variant(path), basis_catalog, run_dir=tmp_path / "run", end=PERP_END, log_to_mlflow=False, tearsheet=False)
+def test_variants_trade_both_legs_and_are_pinned(basis_runs: dict[Path, RunResult], path: Path, spot_id: str, fills: int, fingerprint: str) -> None:
+    run = basis_runs[path]
 
     assert_closed_out(run)
     # Cash-and-carry only: spot is bought to open and sold to close, the perpetual the other way round.
