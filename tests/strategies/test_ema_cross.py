@@ -21,28 +21,19 @@ def test_config_rejects_fast_period_not_below_slow() -> None:
         EMACrossConfig(instrument_id=BTCUSDT, fast_period=200, slow_period=200)
 
 
-def test_backtest_ends_flat_with_no_working_order(sample_catalog: Path, tmp_path: Path) -> None:
-    variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
-
-    outcome = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
-
-    assert outcome.summary.round_trips > 0
-    assert outcome.summary.open_orders_at_end == 0
-    assert outcome.summary.open_positions_at_end == 0
-    buys = outcome.fills.filter(outcome.fills["order_side"] == "BUY")["last_qty"].sum()
-    sells = outcome.fills.filter(outcome.fills["order_side"] == "SELL")["last_qty"].sum()
-    assert buys == pytest.approx(sells)
-    # Every order carries its variant (keel.assembly fills variant_id in from the variant name).
-    assert outcome.orders.height > 0
-    assert set(outcome.orders["tags"]) == {f"['variant={variant.name}']"}
-
-
-def test_fills_are_pinned(sample_catalog: Path, tmp_path: Path) -> None:
+def test_backtest_ends_flat_tags_every_order_and_is_pinned(sample_catalog: Path, tmp_path: Path) -> None:
     variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
 
     run = run_backtest(variant, sample_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
 
     assert_closed_out(run)
+    assert run.summary.round_trips > 0
+    buys = run.fills.filter(run.fills["order_side"] == "BUY")["last_qty"].sum()
+    sells = run.fills.filter(run.fills["order_side"] == "SELL")["last_qty"].sum()
+    assert buys == pytest.approx(sells)
+    # Every order carries its variant (keel.assembly fills variant_id in from the variant name).
+    assert run.orders.height > 0
+    assert set(run.orders["tags"]) == {f"['variant={variant.name}']"}
     assert run.fills.height == 14
     assert fills_fingerprint(run.fills) == "990ec19ab063b8c3"
 
@@ -50,4 +41,4 @@ def test_fills_are_pinned(sample_catalog: Path, tmp_path: Path) -> None:
 def test_no_decision_uses_later_data(sample_catalog: Path, tmp_path: Path) -> None:
     variant = load_variant(CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml")
 
-    assert_no_lookahead(variant, sample_catalog, "2024-08-08T23:57:30Z", tmp_path)
+    assert_no_lookahead(variant, sample_catalog, "2024-08-08T23:57:00Z", tmp_path, end="2024-08-08T23:58:00Z")
