@@ -18,6 +18,7 @@ from keel.data.inventory import read_columns
 
 PRICES_SCHEMA: dict[str, pl.DataType] = {"ts": pl.Int64(), "instrument_id": pl.String(), "price": pl.Float64()}
 FUNDING_SCHEMA: dict[str, pl.DataType] = {"ts": pl.Int64(), "instrument_id": pl.String(), "rate": pl.Float64()}
+MARK_STEP_NS = 1_000_000_000
 
 
 def trade_prices(catalog: Path, instrument_ids: Sequence[str], start_ns: int | None = None, end_ns: int | None = None) -> pl.DataFrame:
@@ -99,10 +100,49 @@ def bar_closes(catalog: Path, instrument_ids: Sequence[str], start_ns: int | Non
     return pl.concat(frames).sort("ts", maintain_order=True).cast(PRICES_SCHEMA)
 
 
-def mark_prices(catalog: Path, instrument_ids: Sequence[str], start_ns: int | None = None, end_ns: int | None = None) -> pl.DataFrame:
-    """Return the prices positions are marked at: trade prints, or bar closes for instruments without prints."""
-    prints = trade_prices(catalog, instrument_ids, start_ns, end_ns)
-    without = [instrument_id for instrument_id in instrument_ids if instrument_id not in set(prints["instrument_id"])]
-    if not without:
-        return prints
-    return pl.concat([prints, bar_closes(catalog, without, start_ns, end_ns)]).sort("ts", maintain_order=True)
+def mark_prices(
+    catalog: Path,
+    instrument_ids: Sequence[str],
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    step_ns: int = MARK_STEP_NS,
+) -> pl.DataFrame:
+    """
+    Return the prices positions are marked at (``PRICES_SCHEMA``): the last trade print of every ``step_ns``
+    (default one second) with the print's own time, or bar closes for instruments without prints.
+
+    One print per second is what P&L curves, drawdowns and funding marks need, and it keeps a day of a busy symbol
+    (millions of prints) at 86,400 rows an instrument. Files are read one at a time, so memory holds one file's
+    prints, not the window's. The window's last print is always kept: positions are marked at it.
+    """
+    frames = []
+    files = catalog_files(Path(catalog))
+    without = []
+    for instrument_id in instrument_ids:
+        selected = [item for item in files if item.data_type == TRADE_TICK and item.identifier == instrument_id]
+        per_file = [_last_per_step(read_columns([item], ["ts_init", "price"], start_ns=start_ns, end_ns=end_ns), step_ns) for item in selected]
+        per_file = [frame for frame in per_file if frame.height]
+        if not per_file:
+            without.append(instrument_id)
+            continue
+        # A step cut by a file boundary appears in both files: keep its later print.
+        merged = _last_per_step(pl.concat(per_file), step_ns)
+        frames.append(merged.select("ts", pl.lit(instrument_id).alias("instrument_id"), "price"))
+    if without:
+        frames.append(bar_closes(catalog, without, start_ns, end_ns))
+    if not frames:
+        return pl.DataFrame(schema=PRICES_SCHEMA)
+    return pl.concat([frame.cast(PRICES_SCHEMA) for frame in frames]).sort("ts", maintain_order=True)
+
+
+def _last_per_step(prints: pl.DataFrame, step_ns: int) -> pl.DataFrame:
+    if prints.height == 0:
+        return pl.DataFrame(schema={"ts": pl.Int64(), "price": pl.Float64()})
+    if "ts_init" in prints.columns:
+        prints = prints.select(pl.col("ts_init").cast(pl.Int64).alias("ts"), pl.col("price").cast(pl.Float64))
+    return (
+        prints.with_columns((pl.col("ts") // step_ns).alias("step"))
+        .group_by("step", maintain_order=True)
+        .agg(pl.col("ts").last(), pl.col("price").last())
+        .select("ts", "price")
+    )

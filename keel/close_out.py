@@ -45,6 +45,10 @@ class CloseOutController(Controller):
             callback=self._stop_strategies,
         )
 
+    def on_stop(self) -> None:
+        # Nothing to clean up: the timer dies with the node. Defined so nautilus does not warn on every stop.
+        return
+
     def _stop_strategies(self, event: TimeEvent) -> None:
         for strategy in self._trader.strategies():
             if strategy.is_running:

@@ -5,6 +5,7 @@ are all in UTC, and a local-time reading would shift a backtest window by hours 
 """
 
 import pandas as pd
+import polars as pl
 
 
 def utc_nanos(value: int | str | pd.Timestamp) -> int:
@@ -35,5 +36,6 @@ def optional_utc_nanos(value: int | str | pd.Timestamp | None) -> int | None:
 
 
 def iso_utc(ts_ns: int) -> str:
-    """Return ns since epoch as ISO-8601 UTC text, e.g. ``2024-08-08T23:54:00.001000+00:00``."""
-    return pd.Timestamp(ts_ns, unit="ns", tz="UTC").isoformat()
+    """Return ns since epoch as ISO-8601 UTC text with as many fraction digits as it needs: ``2024-08-08T23:54:00Z``,
+    ``2024-08-08T23:54:00.001Z``, ``2024-08-08T23:54:14.087891268Z``."""
+    return pl.Series([ts_ns]).cast(pl.Datetime("ns", "UTC")).dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")[0]
