@@ -533,7 +533,7 @@ SESSION_JSON_TAMPERS: dict[str, tuple[Tamper, str]] = {
     "pnl.by_instrument an instrument removed": (_session_json(lambda document: document["pnl"]["by_instrument"].pop(BTCUSDT)), "pnl.by_instrument is"),
     "pnl.marks price": (_mark(lambda mark: mark.update(price=mark["price"] * 1.01)), "pnl."),
     "pnl.marks source": (_mark(lambda mark: mark.update(source="guessed")), f"pnl.marks.{BTCUSDT}"),
-    "pnl.marks removed": (_set("pnl.marks", None), "pnl.marks"),
+    "pnl.marks removed": (_set("pnl.marks", None), "field 'pnl.marks'"),
     "pnl an error": (_set("pnl", {"error": "forged"}), "pnl has no result (forged)"),
     "end_ns before start_ns": (_set("end_ns", 0), "end_ns"),
 }
