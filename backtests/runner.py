@@ -293,7 +293,7 @@ def run_backtest(
         funding=funding,
     )
     if log_to_mlflow:
-        log_run(run_dir, variant, next(iter(models.values())), summary.metrics(), experiment=experiment, tags=tags)
+        log_run(run, experiment=experiment, tags=tags)
     return run
 
 

@@ -25,10 +25,9 @@ from typing import Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from keel.backtests.venues import VenueModel
+from keel.backtests.result import RunResult
 from keel.settings import keel_home
 from keel.settings import mlflow_tracking_uri
-from keel.variant import Variant
 
 # The alembic head of the pinned mlflow (requirements.lock): the schema the direct writer's rows were checked
 # against, by tests/backtests/test_tracking.py. A store at any other revision goes through MlflowClient.
@@ -69,27 +68,29 @@ class RunRecord:
     metrics: dict[str, float]
 
 
-def log_run(
-    run_dir: Path,
-    variant: Variant,
-    venue: VenueModel,
-    summary: dict[str, Any],
-    experiment: str | None = None,
-    tags: dict[str, str] | None = None,
-) -> str:
-    """Log one backtest as a finished MLflow run, with the run folder as its artifacts, and return its run id."""
+def log_run(run: RunResult, experiment: str | None = None, tags: dict[str, str] | None = None) -> str:
+    """
+    Log one backtest as a finished MLflow run, with the run folder as its artifacts, and return its run id.
+
+    Parameters: the strategy config (``strategy.<field>``) and every venue model (``venue.<nautilus venue>.<knob>``);
+    metrics: every numeric field of the summary, in total, and the net P&L per instrument (``pnl_net.<instrument>``).
+    """
+    variant = run.variant
     params = {f"strategy.{key}": value for key, value in variant.strategy.config.items()}
-    params.update(_flatten("venue", venue.to_primitives()))
+    params["venues"] = ",".join(variant.venues)
+    for name, model in run.venues.items():
+        params.update(_flatten(f"venue.{name}", model.to_primitives()))
+    metrics = run.summary.metrics()
+    metrics.update({f"pnl_net.{instrument_id}": part.net for instrument_id, part in run.summary.by_instrument.items()})
     record = RunRecord(
         experiment=experiment or variant.strategy.strategy_path.rsplit(":", 1)[-1],
         artifact_location=(keel_home() / "mlartifacts").as_uri(),
         run_name=variant.name,
-        tags={"keel.variant": variant.name, "keel.run_dir": str(run_dir), **(tags or {})},
+        tags={"keel.variant": variant.name, "keel.run_dir": str(run.run_dir), **(tags or {})},
         params={key: str(value)[:500] for key, value in params.items()},
-        metrics={
-            key: float(value) for key, value in summary.items() if isinstance(value, int | float) and not isinstance(value, bool)
-        },
+        metrics=metrics,
     )
+    run_dir = run.run_dir
     uri = mlflow_tracking_uri()
     store = sqlite_store_path(uri)
     if store is not None and store.is_file():
