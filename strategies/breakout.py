@@ -122,7 +122,6 @@ class Breakout(KeelStrategy):
             self.working_order = None
             self.sync_position()
         # The cheap no-trade conditions first: inside the channel when flat, on the right side of the stop when not.
-        distance = self.config.stop_atr_multiple * self.atr.value
         if self.direction == 0:
             if price > self.channel.upper:
                 side = OrderSide.BUY
@@ -135,6 +134,7 @@ class Breakout(KeelStrategy):
             instrument_id = self.config.instrument_id
             self.working_order = self.submit_market(instrument_id, side, self.entry_quantity(instrument_id, price))
             return
+        distance = self.config.stop_atr_multiple * self.atr.value
         if self.direction > 0:
             self.stop_price = max(self.stop_price, price - distance)
             if price > self.stop_price:

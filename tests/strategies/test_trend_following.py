@@ -10,6 +10,7 @@ ETHUSDT-PERP bars from ``../shared/data/real`` (skipped when absent).
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import typer
@@ -31,6 +32,7 @@ from keel.live.session_layout import SESSION_JSON
 from keel.settings import CONFIGS_DIR
 from keel.settings import SAMPLE_DIR
 from keel.strategies.breakout import BreakoutConfig
+from keel.strategies.ema_cross import EMACrossConfig
 from keel.variant import Variant
 from keel.variant import load_variant
 
@@ -184,6 +186,35 @@ def test_breakout_first_signal_equals_the_raw_bars(btc_perpetual_catalog: Path, 
     first_order = run.orders.sort("ts_init").row(0, named=True)
     assert int(first_order["ts_init"]) == first["ts"]
     assert first_order["side"] == ("BUY" if first["close"] > first["upper"] else "SELL")
+
+
+def test_ema_cross_first_signal_equals_numpy_emas_of_the_raw_bars(btc_perpetual_catalog: Path, tmp_path: Path) -> None:
+    variant = load_variant(VARIANTS / "ema_cross_btc_binance_usdm_bars.yaml")
+    config = EMACrossConfig.parse(json.dumps(variant.strategy.config))
+
+    run = _run(variant, btc_perpetual_catalog, tmp_path / "run")
+
+    # From the feather file, with numpy: both EMAs (alpha = 2 / (period + 1), seeded with the first close) of the
+    # closes up to and including each bar; the first bar once the slow EMA has its period whose spread leaves the band.
+    bars = pl.read_ipc(BTC_BARS)
+    closes = bars["close"].to_numpy()
+    times = bars["date"].dt.epoch("ns").to_numpy() + MINUTE_NS
+
+    def ema(period: int) -> np.ndarray:
+        alpha = 2.0 / (period + 1)
+        values = np.empty_like(closes)
+        values[0] = closes[0]
+        for index in range(1, closes.size):
+            values[index] = alpha * closes[index] + (1 - alpha) * values[index - 1]
+        return values
+
+    fast, slow = ema(config.fast_period), ema(config.slow_period)
+    spread_bps = (fast - slow) / slow * 10_000
+    outside = np.flatnonzero(np.abs(spread_bps[config.slow_period - 1 :]) > config.entry_threshold_bps) + config.slow_period - 1
+    first = int(outside[0])
+    first_order = run.orders.sort("ts_init").row(0, named=True)
+    assert int(first_order["ts_init"]) == times[first]
+    assert first_order["side"] == ("BUY" if spread_bps[first] > 0 else "SELL")
 
 
 def test_breakout_config_rejects_bars_of_another_instrument() -> None:
