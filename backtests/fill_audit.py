@@ -92,6 +92,11 @@ class FillAudit:
         }
 
 
+# A quote from before the window's first fill is the one in force at that fill: read from a minute earlier.
+_LOOKBACK_NS = 60_000_000_000
+_QUOTE_SCHEMA: dict[str, pl.DataType] = {"quote_ts": pl.Int64(), "bid_price": pl.Float64(), "ask_price": pl.Float64()}
+
+
 def audit_fills(fills: pl.DataFrame, catalog: str | Path, threshold_bps: float = DEFAULT_THRESHOLD_BPS) -> FillAudit:
     """
     Audit the taker fills of ``fills`` against the quotes of ``catalog``.
@@ -123,16 +128,37 @@ def _audit_instrument(takers: pl.DataFrame, catalog: Path, instrument_id: str) -
     files = [item for item in catalog_files(catalog) if item.data_type == "quote_tick" and item.identifier == instrument_id]
     if not files:
         raise FillAuditError(f"{catalog}: no quote_tick data for {instrument_id}, which has taker fills; the audit needs the venue's quotes (bookTicker)")
-    first, last = int(takers["ts_event"].min()), int(takers["ts_event"].max())
-    # A quote from before the window's first fill is the one in force at that fill: read from a minute earlier.
-    quotes = read_columns(files, ["ts_init", "bid_price", "ask_price"], start_ns=first - 60_000_000_000, end_ns=last)
-    if quotes.is_empty():
-        quotes = pl.DataFrame(schema={"ts_init": pl.Int64(), "bid_price": pl.Float64(), "ask_price": pl.Float64()})
-    quotes = quotes.select(
-        pl.col("ts_init").cast(pl.Int64).alias("quote_ts"),
-        pl.col("bid_price").cast(pl.Float64),
-        pl.col("ask_price").cast(pl.Float64),
-    ).sort("quote_ts")
+    remaining = takers.sort("ts_event")
+    first, last = int(remaining["ts_event"].min()), int(remaining["ts_event"].max())
+    # One quote file at a time, so a day of quotes is never in memory at once; each file's fills are joined with
+    # its quotes and the last quote before it (the one in force when the file's first fill came).
+    carried = pl.DataFrame(schema=_QUOTE_SCHEMA)
+    judged = []
+    for index, item in enumerate(files):
+        upper = files[index + 1].first_ts if index + 1 < len(files) else None
+        if item.last_ts < first - _LOOKBACK_NS and upper is not None and upper <= first:
+            continue
+        quotes = read_columns([item], ["ts_init", "bid_price", "ask_price"], start_ns=first - _LOOKBACK_NS, end_ns=last)
+        if quotes.height:
+            quotes = quotes.select(
+                pl.col("ts_init").cast(pl.Int64).alias("quote_ts"),
+                pl.col("bid_price").cast(pl.Float64),
+                pl.col("ask_price").cast(pl.Float64),
+            )
+        quotes = pl.concat([carried, quotes.cast(_QUOTE_SCHEMA) if quotes.height else carried.clear()]).sort("quote_ts")
+        batch = remaining if upper is None else remaining.filter(pl.col("ts_event") < upper)
+        remaining = remaining if upper is None else remaining.filter(pl.col("ts_event") >= upper)
+        if batch.height:
+            judged.append(_judged(batch, quotes))
+        carried = quotes.tail(1)
+        if remaining.height == 0:
+            break
+    if remaining.height and upper is not None:
+        judged.append(_judged(remaining, carried))
+    return pl.concat(judged) if judged else pl.DataFrame(schema=AUDIT_SCHEMA)
+
+
+def _judged(takers: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
     buy = pl.col("order_side") == "BUY"
     return (
         takers.sort("ts_event")

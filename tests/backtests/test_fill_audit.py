@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from keel.backtests.fill_audit import FillAuditError
 from keel.backtests.fill_audit import audit_fills
 from keel.cli import app
+from keel.data.ingest import ingest_binance_spot
 from keel.data.ingest import sample_recordings
 from keel.fills import FILLS_SCHEMA
 from keel.fills import write_fills
@@ -56,7 +57,19 @@ def _fills(rows: list[tuple[int, str, float, str]]) -> pl.DataFrame:
     )
 
 
-def test_quoted_price_is_the_latest_book_ticker_of_the_raw_recording(sample_catalog: Path) -> None:
+@pytest.fixture(scope="module")
+def many_files_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested in 256 kB chunks: its quotes are in many files, as a long window's or a session's are."""
+    catalog = tmp_path_factory.mktemp("chunked") / "catalog"
+    ingest_binance_spot(sample_recordings(), catalog, chunk_bytes=256 * 1024)
+    return catalog
+
+
+@pytest.mark.parametrize("catalog_name", ["sample_catalog", "many_files_catalog"])
+def test_quoted_price_is_the_latest_book_ticker_of_the_raw_recording(catalog_name: str, request: pytest.FixtureRequest) -> None:
+    catalog = request.getfixturevalue(catalog_name)
+    quote_files = [path for path in (catalog / "data" / "quote_tick" / "BTCUSDT.BINANCE").glob("*.parquet")]
+    assert len(quote_files) >= (5 if catalog_name == "many_files_catalog" else 1)
     times, tickers = _raw_book_tickers("BTCUSDT")
     # Fills 1 ms after every 500th bookTicker, at the quoted price: a buy at the ask, a sell at the bid.
     picks = range(100, len(tickers), 500)
@@ -65,7 +78,7 @@ def test_quoted_price_is_the_latest_book_ticker_of_the_raw_recording(sample_cata
         side = "BUY" if n % 2 == 0 else "SELL"
         rows.append((times[index] + 1_000_000, side, float(tickers[index]["a" if side == "BUY" else "b"]), "TAKER"))
 
-    audit = audit_fills(_fills(rows), sample_catalog)
+    audit = audit_fills(_fills(rows), catalog)
 
     assert audit.fills.height == len(rows) >= 10
     for row in audit.fills.iter_rows(named=True):
