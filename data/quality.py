@@ -25,7 +25,6 @@ import msgspec
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
-from scipy.ndimage import median_filter
 
 from keel.config_files import load_struct
 from keel.data.catalog_layout import ORDER_BOOK_DELTAS
@@ -522,6 +521,8 @@ def _centred_rolling_median(values: np.ndarray, window: int) -> np.ndarray:
     """Return the median of the ``window`` values centred on each one, the series mirrored at its ends."""
     # Mirrored, not padded with the end value: half a window of copies of a spike in the first or last trade
     # would make it its own median. scipy's C median filter is ~8x faster than polars' rolling_median.
+    from scipy.ndimage import median_filter  # here, not at the top: importing scipy costs every keel command 0.3 s
+
     return median_filter(values, size=window, mode="mirror")
 
 
@@ -530,6 +531,8 @@ def _centred_rolling_median_at(values: np.ndarray, window: int, indices: np.ndar
     if indices.size == 0:
         return np.empty(0)
     # A margin of a whole window on each side holds every value the filter reads for the run's own rows.
+    from scipy.ndimage import median_filter  # here, not at the top: see _centred_rolling_median
+
     padded = np.pad(values, window, mode="reflect")  # numpy's reflect is scipy's mirror
     breaks = np.flatnonzero(np.diff(indices) > window) + 1
     medians = []
