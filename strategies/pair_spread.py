@@ -232,8 +232,10 @@ class PairSpread(KeelStrategy):
         if not self.is_warm():
             return
         z = self.regression.z
+        if math.isnan(z):  # no spread to measure (a flat window): no decision either way
+            return
         if self.pair_side == 0:
-            if not abs(z) > self.config.entry_z:  # also false on NaN
+            if abs(z) <= self.config.entry_z:
                 return
         elif (self.pair_side > 0 and z < -self.config.exit_z) or (self.pair_side < 0 and z > self.config.exit_z):
             return
