@@ -132,7 +132,7 @@ class MarketMaker(KeelStrategy):
         self.events = 0
         self.next_requote_event = 0
         self.last_fair = 0.0
-        self.variance_bps = 0.0
+        self.variance = 0.0  # of the fair price's change between quote ticks, bps squared
         self.quoted_fair = 0.0
         self.needs_requote = True
         self.inventory = 0.0  # base units, from the strategy's own fills
@@ -163,7 +163,7 @@ class MarketMaker(KeelStrategy):
             fair = (best_bid + best_ask) * 0.5
         if self.last_fair > 0.0:
             change_bps = (fair - self.last_fair) / self.last_fair * 10_000.0
-            self.variance_bps += self.volatility_weight * (change_bps * change_bps - self.variance_bps)
+            self.variance += self.volatility_weight * (change_bps * change_bps - self.variance)
         self.last_fair = fair
         self.events += 1
         # The cheap no-trade conditions first: most ticks end here (the second is ``is_warm``, inlined).
@@ -182,7 +182,7 @@ class MarketMaker(KeelStrategy):
         if self.unit_quantity == 0.0:
             self.unit_quantity = self.entry_quantity(config.instrument_id, fair).as_double()
         unit = self.unit_quantity
-        half_spread = max(config.min_half_spread_bps, config.vol_multiplier * math.sqrt(self.variance_bps)) * BPS
+        half_spread = max(config.min_half_spread_bps, config.vol_multiplier * math.sqrt(self.variance)) * BPS
         centre = fair * (1.0 - config.skew_bps * BPS * self.inventory / unit)
         tick_size = self.tick_size
         # Never quote at or through the other side's best: a post-only order there would be rejected.
