@@ -11,17 +11,19 @@ import yaml
 from family_checks import assert_closed_out
 from family_checks import assert_no_lookahead
 from family_checks import fills_fingerprint
+from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.model.events import OrderRejected
 from nautilus_trader.model.identifiers import AccountId
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.identifiers import StrategyId
 from nautilus_trader.model.identifiers import TraderId
-from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from keel.backtests.result import RunResult
 from keel.backtests.runner import run_backtest
+from keel.backtests.sweep import load_space
+from keel.backtests.sweep import space_path_for
 from keel.data.binance_usdm_ingest import ingest_binance_usdm
 from keel.data.binance_usdm_ingest import sample_usdm_recordings
 from keel.live.session import run_live_session
@@ -69,6 +71,11 @@ def _maker_inventory(run: RunResult) -> np.ndarray:
     return np.cumsum(signs * fills["last_qty"].to_numpy())
 
 
+def _unit(run: RunResult) -> float:
+    """Return the minimum size the run quoted (the largest bid: the minimum notional moves it with the price)."""
+    return run.orders.filter((pl.col("type") == "LIMIT") & (pl.col("side") == "BUY"))["quantity"].cast(pl.Float64).max()
+
+
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_variant_trades_as_a_maker_and_ends_flat(runs: dict[str, RunResult], name: str) -> None:
     run = runs[name]
@@ -113,11 +120,10 @@ def test_one_order_per_side_at_a_time(runs: dict[str, RunResult], name: str) -> 
 def test_inventory_stays_within_its_limit(runs: dict[str, RunResult], name: str) -> None:
     run = runs[name]
     config = run.variant.strategy.config
-    unit = run.orders.filter((pl.col("type") == "LIMIT") & (pl.col("side") == "BUY"))["quantity"].cast(pl.Float64).max()
     inventory = _maker_inventory(run)
 
     assert inventory.size > 0
-    assert np.abs(inventory).max() <= config["max_inventory"] * unit + 1e-12
+    assert np.abs(inventory).max() <= config["max_inventory"] * _unit(run) + 1e-12
     if name in SPOT_VARIANTS:
         # Spot from zero base inventory: it only ever sells what it bought.
         assert inventory.min() >= -1e-12
@@ -199,3 +205,30 @@ def test_emulator_session_quotes_then_leaves_nothing_behind(redis_service: None,
     assert session["after_stop"]["flat"] is True
     after_stop = session["after_stop"]["by_instrument"]["BTCUSDT.BINANCE"]
     assert after_stop["open_orders"] == [] and after_stop["open_positions"] == []
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_sweep_space_fits_the_variant(name: str) -> None:
+    path = VARIANTS / f"{name}.yaml"
+
+    space = load_space(space_path_for(path), load_variant(path))
+
+    assert {"min_half_spread_bps", "skew_bps", "max_inventory"} <= set(space.parameters)
+
+
+@pytest.mark.requires_shared
+def test_longer_usdm_window_trades_and_ends_flat(shared_data_dir: Path, tmp_path: Path) -> None:
+    recording = shared_data_dir / "hftbacktest" / "examples" / "usdm" / "btcusdt_20240808.gz"
+    if not recording.is_file():
+        pytest.skip(f"{recording} not found")
+    catalog = tmp_path / "catalog"
+    ingest_binance_usdm([recording], catalog)
+    variant = load_variant(VARIANTS / f"{PERPETUAL_VARIANT}.yaml")
+
+    # Two minutes, three times the shipped slice: the whole six minutes would take a minute of test time.
+    run = run_backtest(variant, catalog, run_dir=tmp_path / "run", end="2024-08-08T23:56:15Z", log_to_mlflow=False, tearsheet=False)
+
+    assert_closed_out(run)
+    assert run.fills.filter(pl.col("liquidity_side") == "MAKER").height >= 40
+    assert np.abs(_maker_inventory(run)).max() <= variant.strategy.config["max_inventory"] * _unit(run) + 1e-12
+    assert (run.fills.height, fills_fingerprint(run.fills)) == (52, "f586b1d35de136f6")
