@@ -181,7 +181,9 @@ def run_backtest(
     if run_dir.exists():
         raise BacktestInputError(f"{run_dir}: run folder already exists")
     close_out_ms = max(model.close_out_before_end_ms for model in models.values())
-    components = assemble(variant, "backtest", stop_at_ns=last_ns - int(close_out_ms * 1_000_000))
+    # Half the close-out time later the controller flattens what an order in flight at the stop left open, while
+    # market data still flows to fill it.
+    components = assemble(variant, "backtest", stop_at_ns=last_ns - int(close_out_ms * 1_000_000), sweep_after_ns=int(close_out_ms * 500_000))
     run_config = BacktestRunConfig(
         engine=BacktestEngineConfig(
             trader_id="BACKTESTER-001",

@@ -55,7 +55,13 @@ class NodeComponents(msgspec.Struct, frozen=True, kw_only=True):
     controller: ImportableControllerConfig
 
 
-def assemble(variant: Variant, mode: Mode, stop_at_ns: int | None = None, session_dir: str | None = None) -> NodeComponents:
+def assemble(
+    variant: Variant,
+    mode: Mode,
+    stop_at_ns: int | None = None,
+    session_dir: str | None = None,
+    sweep_after_ns: int | None = None,
+) -> NodeComponents:
     """
     Return the components of a node running ``variant`` in ``mode``.
 
@@ -69,6 +75,8 @@ def assemble(variant: Variant, mode: Mode, stop_at_ns: int | None = None, sessio
         When the close-out controller stops the strategies (a backtest: shortly before the data ends).
     session_dir : str, optional
         The live session folder the recorder writes to; required for ``live``.
+    sweep_after_ns : int, optional
+        When, after ``stop_at_ns``, the controller flattens what orders in flight at the stop left open.
 
     Raises
     ------
@@ -92,7 +100,7 @@ def assemble(variant: Variant, mode: Mode, stop_at_ns: int | None = None, sessio
         controller=ImportableControllerConfig(
             controller_path="keel.close_out:CloseOutController",
             config_path="keel.close_out:CloseOutControllerConfig",
-            config={"stop_at_ns": stop_at_ns},
+            config={"stop_at_ns": stop_at_ns, "sweep_after_ns": sweep_after_ns},
         ),
     )
 

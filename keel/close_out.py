@@ -24,14 +24,20 @@ class CloseOutControllerConfig(ActorConfig, frozen=True, kw_only=True):
     stop_at_ns : int, optional
         Node time (ns since epoch: simulated in a backtest, wall time live) at which every running strategy is
         stopped; None sets no timer.
+    sweep_after_ns : int, optional
+        Time after ``stop_at_ns`` at which the controller asks every stopped strategy that still holds a position
+        to flatten again (a strategy with a ``flatten_all`` method, ``keel.strategies.base``): an order in flight
+        when the strategy stopped can fill after its close-out, and a stopped strategy receives no more events.
+        None: no second pass.
 
     """
 
     stop_at_ns: int | None = None
+    sweep_after_ns: int | None = None
 
 
 class CloseOutController(Controller):
-    """Stops every running strategy at ``stop_at_ns``."""
+    """Stops every running strategy at ``stop_at_ns``, then flattens what in-flight orders left ``sweep_after_ns`` later."""
 
     def __init__(self, trader: Trader, config: CloseOutControllerConfig) -> None:
         super().__init__(trader=trader, config=config)
@@ -44,6 +50,12 @@ class CloseOutController(Controller):
             alert_time=pd.Timestamp(self.config.stop_at_ns, unit="ns", tz="UTC"),
             callback=self._stop_strategies,
         )
+        if self.config.sweep_after_ns is not None:
+            self.clock.set_time_alert(
+                name="keel-close-out-sweep",
+                alert_time=pd.Timestamp(self.config.stop_at_ns + self.config.sweep_after_ns, unit="ns", tz="UTC"),
+                callback=self._sweep,
+            )
 
     def on_stop(self) -> None:
         # Nothing to clean up: the timer dies with the node. Defined so nautilus does not warn on every stop.
@@ -53,3 +65,10 @@ class CloseOutController(Controller):
         for strategy in self._trader.strategies():
             if strategy.is_running:
                 self.stop_strategy(strategy)
+
+    def _sweep(self, event: TimeEvent) -> None:
+        for strategy in self._trader.strategies():
+            flatten_all = getattr(strategy, "flatten_all", None)
+            if flatten_all is not None and not strategy.is_running and self.cache.positions_open(strategy_id=strategy.id):
+                self.log.warning(f"{strategy.id} stopped holding a position (an order was in flight at its stop): flattening it")
+                flatten_all()

@@ -58,9 +58,12 @@ def closable_quantity(instrument: Instrument, quantity: Decimal, price: float | 
     a position is off the step); what is left must meet the minimum quantity and, when ``price`` is given, the
     minimum notional. Below that no order can close it: the venue would refuse it.
     """
-    if quantity < instrument.size_increment.as_decimal():
+    step = instrument.size_increment.as_decimal()
+    if quantity < step:
         return None
-    closable = instrument.make_qty(quantity, round_down=True)
+    # In Decimal: nautilus's make_qty(round_down=True) goes through a float and takes a whole step off a quantity
+    # already on the step (0.0039 ETH became 0.0038, leaving an unsellable step behind).
+    closable = instrument.make_qty((quantity / step).to_integral_value(rounding=ROUND_FLOOR) * step)
     if closable.as_decimal() == 0 or (instrument.min_quantity is not None and closable < instrument.min_quantity):
         return None
     if price is not None and instrument.min_notional is not None:

@@ -126,10 +126,21 @@ class KeelStrategy(Strategy):
 
     def on_stop(self) -> None:
         # Close on stop: no working order and no position is left behind.
+        self.flatten_all()
+        self.on_stop_strategy()
+
+    def flatten_all(self) -> None:
+        """
+        Cancel every order of the traded instruments (working and in flight) and close every position.
+
+        An order in flight may still fill after this (a market order is not cancellable): the close-out
+        controller calls this again once it has, since a stopped strategy receives no more events.
+        """
         for instrument_id in self._instruments:
             self.cancel_all_orders(instrument_id)
+            for order in self.cache.orders_inflight(instrument_id=instrument_id, strategy_id=self.id):
+                self.cancel_order(order)
             self.flatten(instrument_id)
-        self.on_stop_strategy()
 
     def on_reset(self) -> None:
         self.consecutive_rejections = 0

@@ -224,28 +224,6 @@ class MarketMaker(KeelStrategy):
         slot.hold(self.submit_limit(instrument_id, side, quantity, price, post_only=True), ticks)
         return True
 
-    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
-        """
-        Return the part of the position an order can close, or None when flat or dust (the base's rule).
-
-        Overridden as a workaround only: ``keel.sizing.closable_quantity`` rounds down with
-        ``Instrument.make_qty(round_down=True)``, which floors through a float and drops a whole step from a
-        position exactly on the step (0.0039 ETH -> 0.0038), leaving a one-step remainder no order can close.
-        A market maker trades the minimum size over and over, so here the rounding is exact, in Decimal.
-        """
-        instrument = self.instrument(instrument_id)
-        step = instrument.size_increment.as_decimal()
-        steps = abs(self.signed_position(instrument_id)) // step
-        if steps == 0:
-            return None
-        quantity = Quantity(float(steps * step), instrument.size_precision)
-        if instrument.min_quantity is not None and quantity < instrument.min_quantity:
-            return None
-        if price is not None and instrument.min_notional is not None:
-            if instrument.notional_value(quantity, instrument.make_price(price)) < instrument.min_notional:
-                return None
-        return quantity
-
     def _slot(self, client_order_id: ClientOrderId) -> QuoteSlot | None:
         if client_order_id == self.bid.client_order_id:
             return self.bid

@@ -66,3 +66,11 @@ def test_dust_is_what_no_order_can_close(btcusdt: Instrument) -> None:
     # Above the step but below the minimum notional at the price: dust when the price is known.
     assert closable_quantity(btcusdt, Decimal("0.00001"), price=PRICE) is None
     assert closable_quantity(btcusdt, Decimal("0.0002"), price=PRICE).as_decimal() == Decimal("0.0002")
+
+
+def test_a_position_on_the_step_is_closed_whole(sample_catalog: Path) -> None:
+    ethusdt = ParquetDataCatalog(str(sample_catalog)).instruments(instrument_ids=["ETHUSDT.BINANCE"])[0]
+
+    # Through a float, round-down took a step off these (0.0039 -> 0.0038), leaving one step nobody could sell.
+    for text in ("0.0039", "0.0041", "0.0057", "0.0123"):
+        assert closable_quantity(ethusdt, Decimal(text)).as_decimal() == Decimal(text)
