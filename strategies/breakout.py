@@ -1,12 +1,12 @@
 """Trend following: enter on a break of the last N bars' (or trades') range, exit at a trailing k x ATR stop."""
 
 import math
-from decimal import Decimal
+from collections import deque
 
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
 from nautilus_trader.indicators import AverageTrueRange
-from nautilus_trader.indicators import DonchianChannel
+from nautilus_trader.indicators import MovingAverageType
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 from nautilus_trader.model.data import TradeTick
@@ -15,14 +15,67 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CurrencyPair
-from nautilus_trader.model.objects import Quantity
 
 from keel.strategies.base import KeelStrategy
 from keel.strategies.base import KeelStrategyConfig
-from keel.strategies.base import closable_quantity
 
-# A millionth of a size step: see closable().
-STEP_NUDGE = Decimal("0.000001")
+
+class RollingRange:
+    """
+    Highest high and lowest low of the last ``period`` updates (a Donchian channel), in O(1) per update.
+
+    nautilus's ``DonchianChannel`` takes ``max`` and ``min`` over its whole window on every update (28 us for 300
+    prints): here each side keeps a monotonic deque (indices and values), so a value leaves once something newer
+    beats it or it falls out of the window.
+    """
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.count = 0
+        self.upper = math.nan
+        self.lower = math.nan
+        self._high_indices: deque[int] = deque()
+        self._highs: deque[float] = deque()
+        self._low_indices: deque[int] = deque()
+        self._lows: deque[float] = deque()
+
+    @property
+    def initialized(self) -> bool:
+        """Return True once ``period`` updates were made."""
+        return self.count >= self.period
+
+    def update(self, high: float, low: float) -> None:
+        """Fold in one bar's (or print's) high and low."""
+        index = self.count
+        self.count += 1
+        oldest = index - self.period
+        highs, lows = self._highs, self._lows
+        while highs and highs[-1] <= high:
+            highs.pop()
+            self._high_indices.pop()
+        highs.append(high)
+        self._high_indices.append(index)
+        if self._high_indices[0] <= oldest:
+            self._high_indices.popleft()
+            highs.popleft()
+        while lows and lows[-1] >= low:
+            lows.pop()
+            self._low_indices.pop()
+        lows.append(low)
+        self._low_indices.append(index)
+        if self._low_indices[0] <= oldest:
+            self._low_indices.popleft()
+            lows.popleft()
+        self.upper = highs[0]
+        self.lower = lows[0]
+
+    def reset(self) -> None:
+        """Forget every update."""
+        self.count = 0
+        self.upper = math.nan
+        self.lower = math.nan
+        for values in (self._high_indices, self._highs, self._low_indices, self._lows):
+            values.clear()
 
 
 class BreakoutConfig(KeelStrategyConfig, frozen=True, kw_only=True):
@@ -42,8 +95,8 @@ class BreakoutConfig(KeelStrategyConfig, frozen=True, kw_only=True):
         N: the number of bars (or trades) whose highest high and lowest low make the channel (Donchian). The
         current bar is not part of the channel it is compared with.
     atr_period : PositiveInt, default 14
-        Bars (or trades) averaged by the average true range the stop distance is measured in. On trades the
-        true range is the absolute change from the previous print.
+        Bars (or trades) of the average true range the stop distance is measured in (Wilder's smoothing, as in
+        the original ATR). On trades the true range is the absolute change from the previous print.
     stop_atr_multiple : PositiveFloat, default 3.0
         k: the stop starts k x ATR from the entry price and trails the price at that distance (it only ever
         moves in the position's favour). On trades the ATR is per print, so k is larger than on bars.
@@ -77,8 +130,9 @@ class Breakout(KeelStrategy):
 
     def __init__(self, config: BreakoutConfig) -> None:
         super().__init__(config)
-        self.channel = DonchianChannel(config.channel_period)
-        self.atr = AverageTrueRange(config.atr_period)
+        self.channel = RollingRange(config.channel_period)
+        # Wilder's smoothing is the original ATR and O(1) per update (nautilus's simple average is O(period)).
+        self.atr = AverageTrueRange(config.atr_period, MovingAverageType.WILDER)
         self.can_short = False
         self.working_order: ClientOrderId | None = None
         # The position as the strategy last saw it after an order closed: +1 long, -1 short, 0 flat.
@@ -101,7 +155,7 @@ class Breakout(KeelStrategy):
         price = tick.price.as_double()
         self.decide(price)
         # Folded in after the decision: a print is compared with the channel of the prints before it.
-        self.channel.update_raw(price, price)
+        self.channel.update(price, price)
         self.atr.update_raw(price, price, price)
 
     def on_bar(self, bar: Bar) -> None:
@@ -109,7 +163,7 @@ class Breakout(KeelStrategy):
         low = bar.low.as_double()
         close = bar.close.as_double()
         self.decide(close)
-        self.channel.update_raw(high, low)
+        self.channel.update(high, low)
         self.atr.update_raw(high, low, close)
 
     def decide(self, price: float) -> None:
@@ -167,21 +221,6 @@ class Breakout(KeelStrategy):
             quantity = event.last_qty.as_double()
             self.entry_notional += event.last_px.as_double() * quantity
             self.entry_filled += quantity
-
-    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
-        """
-        Return the part of the position an order can close, or None when flat or dust (``keel.sizing`` dust rule).
-
-        Works around ``keel.sizing.closable_quantity`` rounding down through nautilus's float ``make_qty``, which
-        takes a position exactly on the step to the step below (0.0039 ETH -> 0.0038 ETH: 0.0039 / 0.0001 is
-        38.999... in floats), leaving a remainder below the minimum notional that no order can close. A nudge of
-        a millionth of a step is far below any real position's precision and above the float error.
-        """
-        position = abs(self.signed_position(instrument_id))
-        if position == 0:
-            return None
-        instrument = self.instrument(instrument_id)
-        return closable_quantity(instrument, position + instrument.size_increment.as_decimal() * STEP_NUDGE, price)
 
     def on_stop_strategy(self) -> None:
         if self.config.bar_type is None:

@@ -16,10 +16,6 @@ from nautilus_trader.model.objects import Quantity
 
 from keel.strategies.base import KeelStrategy
 from keel.strategies.base import KeelStrategyConfig
-from keel.strategies.base import closable_quantity
-
-# A millionth of a size step: see closable().
-STEP_NUDGE = Decimal("0.000001")
 
 
 class EMACrossConfig(KeelStrategyConfig, frozen=True, kw_only=True):
@@ -82,6 +78,8 @@ class EMACross(KeelStrategy):
         self.slow_ema = ExponentialMovingAverage(config.slow_period)
         self.working_order: ClientOrderId | None = None
         self.can_short = False
+        # The position as last read: +1 long, -1 short, 0 flat (or dust), None to be read at the next signal.
+        self.direction: int | None = None
 
     def on_start_strategy(self) -> None:
         instrument_id = self.config.instrument_id
@@ -114,21 +112,29 @@ class EMACross(KeelStrategy):
         # stale position is how latency differences between backtest and live turn into double orders. The
         # order is tracked from the moment it is created: live, submission is queued, so for a while the order
         # is neither in flight nor open in the cache, and trades arriving in a burst would each submit one.
-        if self.working_order is not None and not self.cache.order(self.working_order).is_closed:
+        if self.working_order is not None:
+            if not self.cache.order(self.working_order).is_closed:
+                return
+            self.working_order = None
+            self.direction = None
+        desired = 1 if spread_bps > threshold else (-1 if self.can_short else 0)
+        # Only the strategy's own orders change its position, so it is read (Decimals) only after one closed.
+        if desired == self.direction:
             return
         instrument_id = self.config.instrument_id
         closable = self.closable(instrument_id)
         if closable is None:
-            if spread_bps > threshold:
-                self.working_order = self.submit_market(instrument_id, OrderSide.BUY, self.entry_quantity(instrument_id, price))
-            elif self.can_short:
-                self.working_order = self.submit_market(instrument_id, OrderSide.SELL, self.entry_quantity(instrument_id, price))
+            self.direction = 0
+        else:
+            self.direction = 1 if self.signed_position(instrument_id) > 0 else -1
+        if desired == self.direction:
             return
-        is_long = self.signed_position(instrument_id) > 0
-        if is_long and spread_bps < -threshold:
-            self.working_order = self.submit_market(instrument_id, OrderSide.SELL, self.reversal_quantity(closable, price))
-        elif not is_long and spread_bps > threshold:
-            self.working_order = self.submit_market(instrument_id, OrderSide.BUY, self.reversal_quantity(closable, price))
+        side = OrderSide.BUY if desired > self.direction else OrderSide.SELL
+        if closable is None:
+            quantity = self.entry_quantity(instrument_id, price)
+        else:
+            quantity = self.reversal_quantity(closable, price)
+        self.working_order = self.submit_market(instrument_id, side, quantity)
 
     def reversal_quantity(self, closable: Quantity, price: float) -> Quantity:
         """Return the size of the order leaving the position: the position itself, plus a new entry if shorts are allowed."""
@@ -136,21 +142,6 @@ class EMACross(KeelStrategy):
             return closable
         entry: Decimal = self.entry_quantity(self.config.instrument_id, price).as_decimal()
         return self.instrument(self.config.instrument_id).make_qty(closable.as_decimal() + entry)
-
-    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
-        """
-        Return the part of the position an order can close, or None when flat or dust (``keel.sizing`` dust rule).
-
-        Works around ``keel.sizing.closable_quantity`` rounding down through nautilus's float ``make_qty``, which
-        takes a position exactly on the step to the step below (0.0039 ETH -> 0.0038 ETH: 0.0039 / 0.0001 is
-        38.999... in floats), leaving a remainder below the minimum notional that no order can close. A nudge of
-        a millionth of a step is far below any real position's precision and above the float error.
-        """
-        position = abs(self.signed_position(instrument_id))
-        if position == 0:
-            return None
-        instrument = self.instrument(instrument_id)
-        return closable_quantity(instrument, position + instrument.size_increment.as_decimal() * STEP_NUDGE, price)
 
     def on_stop_strategy(self) -> None:
         if self.config.bar_type is None:
@@ -161,5 +152,6 @@ class EMACross(KeelStrategy):
     def on_reset(self) -> None:
         super().on_reset()
         self.working_order = None
+        self.direction = None
         self.fast_ema.reset()
         self.slow_ema.reset()

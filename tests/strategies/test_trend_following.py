@@ -18,6 +18,7 @@ import yaml
 from family_checks import assert_closed_out
 from family_checks import assert_no_lookahead
 from family_checks import fills_fingerprint
+from nautilus_trader.indicators import DonchianChannel
 from typer.testing import CliRunner
 
 from keel.backtests.result import RunResult
@@ -32,6 +33,7 @@ from keel.live.session_layout import SESSION_JSON
 from keel.settings import CONFIGS_DIR
 from keel.settings import SAMPLE_DIR
 from keel.strategies.breakout import BreakoutConfig
+from keel.strategies.breakout import RollingRange
 from keel.strategies.ema_cross import EMACrossConfig
 from keel.variant import Variant
 from keel.variant import load_variant
@@ -87,8 +89,8 @@ def _assert_trades_and_pinned(run: RunResult, fills: int, fingerprint: str, min_
     ("name", "fills", "fingerprint"),
     [
         ("ema_cross_eth_binance_spot", 20, "701494f5c2f9e648"),
-        ("breakout_btc_binance_spot", 30, "a0ea50744ad9b1cd"),
-        ("breakout_eth_binance_spot", 25, "c6a092f7b1f5f3e4"),
+        ("breakout_btc_binance_spot", 31, "c03af2488cfb54ce"),
+        ("breakout_eth_binance_spot", 31, "4ca2307b94bd3358"),
     ],
 )
 def test_spot_variant_trades_long_only_and_is_pinned(name: str, fills: int, fingerprint: str, sample_catalog: Path, tmp_path: Path) -> None:
@@ -122,8 +124,8 @@ def test_breakout_no_decision_uses_later_ticks(sample_catalog: Path, tmp_path: P
 @pytest.mark.parametrize(
     ("name", "fills", "fingerprint"),
     [
-        ("ema_cross_btc_binance_usdm_bars", 15, "b05d3cc2fdb51369"),
-        ("breakout_btc_binance_usdm_bars", 26, "7c329bb905441260"),
+        ("ema_cross_btc_binance_usdm_bars", 15, "42299d34889afd96"),
+        ("breakout_btc_binance_usdm_bars", 26, "fdfa984797ee38ff"),
     ],
 )
 def test_btc_perpetual_variant_goes_long_and_short_and_is_pinned(
@@ -138,8 +140,8 @@ def test_btc_perpetual_variant_goes_long_and_short_and_is_pinned(
 @pytest.mark.parametrize(
     ("name", "fills", "fingerprint"),
     [
-        ("ema_cross_eth_binance_usdm_bars", 39, "3f0de3a595079ebe"),
-        ("breakout_eth_binance_usdm_bars", 78, "2aeee308ff9c45cd"),
+        ("ema_cross_eth_binance_usdm_bars", 39, "d24ba45ff644104f"),
+        ("breakout_eth_binance_usdm_bars", 74, "cf10d445aa3fe6a3"),
     ],
 )
 def test_eth_perpetual_variant_goes_long_and_short_and_is_pinned(
@@ -215,6 +217,17 @@ def test_ema_cross_first_signal_equals_numpy_emas_of_the_raw_bars(btc_perpetual_
     first_order = run.orders.sort("ts_init").row(0, named=True)
     assert int(first_order["ts_init"]) == times[first]
     assert first_order["side"] == ("BUY" if spread_bps[first] > 0 else "SELL")
+
+
+def test_rolling_range_equals_nautilus_donchian_channel() -> None:
+    prices = pl.read_ipc(BTC_BARS).select("high", "low").rows()
+
+    for period in (1, 2, 120):
+        rolling, donchian = RollingRange(period), DonchianChannel(period)
+        for high, low in prices:
+            rolling.update(high, low)
+            donchian.update_raw(high, low)
+            assert (rolling.upper, rolling.lower, rolling.initialized) == (donchian.upper, donchian.lower, donchian.initialized)
 
 
 def test_breakout_config_rejects_bars_of_another_instrument() -> None:
