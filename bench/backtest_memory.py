@@ -23,7 +23,7 @@ from keel.settings import SAMPLE_DIR
 SOURCE = SAMPLE_DIR / "binance_spot" / "btcusdt_20240808.gz"
 VARIANT = CONFIGS_DIR / "variants" / "ema_cross_btcusdt.yaml"
 COPIES_PER_DAY = 240  # the sample spans six minutes
-DEFAULT_COPIES = (4, 16)
+DEFAULT_COPIES = (2, 8)
 TARGET_BYTES = 4 * 1024**3
 MODES = {"streamed": "default", "loaded at once": None}
 
