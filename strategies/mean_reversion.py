@@ -1,6 +1,5 @@
 """Mean reversion: fade a price that strays from its rolling mean, while the market is calm, until it comes back."""
 
-from decimal import ROUND_FLOOR
 from math import sqrt
 
 from nautilus_trader.config import NonNegativeFloat
@@ -15,10 +14,8 @@ from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CryptoFuture
 from nautilus_trader.model.instruments import CryptoPerpetual
-from nautilus_trader.model.objects import Quantity
 
 from keel.strategies.base import KeelStrategy
-from keel.sizing import closable_quantity
 from keel.strategies.base import KeelStrategyConfig
 
 LONG = 1
@@ -206,13 +203,12 @@ class MeanReversion(KeelStrategy):
         if self.last_price > 0.0:
             self.returns.push(price / self.last_price - 1.0)
         self.last_price = price
-        prices = self.prices
-        prices.push(price)
-        if not (prices.is_full and self.returns.is_full):
+        self.prices.push(price)
+        if not self.is_warm():
             return
-        mean = prices.mean()
+        mean = self.prices.mean()
         deviation = price - mean
-        variance = prices.variance()
+        variance = self.prices.variance()
         # |z| <= entry_z without a square root or a division; a flat window (variance 0) has no z-score.
         inside_band = deviation * deviation <= self.entry_z_squared * variance
         if inside_band:
@@ -267,19 +263,6 @@ class MeanReversion(KeelStrategy):
         if side != self.position_side:
             self.held_events = 0
         self.position_side = side
-
-    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
-        """Return the part of the position an order can close, or None when flat or dust (see the workaround note)."""
-        # Workaround until keel.sizing.closable_quantity is fixed: it rounds down with nautilus's
-        # make_qty(round_down=True), a float floor, and floor(0.0039 / 0.0001) == 38, so a 0.0039 ETH position
-        # left 0.0001 ETH that no order can sell (below the minimum notional). The position is rounded down on
-        # the step in Decimal here and handed on a thousandth of a step above it, which the float floor keeps.
-        instrument = self.instrument(instrument_id)
-        step = instrument.size_increment.as_decimal()
-        on_step = (abs(self.signed_position(instrument_id)) / step).to_integral_value(rounding=ROUND_FLOOR) * step
-        if on_step == 0:
-            return None
-        return closable_quantity(instrument, on_step + step / 1000, price)
 
     def on_stop_strategy(self) -> None:
         if self.config.bar_type is not None:

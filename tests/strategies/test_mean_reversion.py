@@ -186,14 +186,14 @@ def _sides_traded(fills: pl.DataFrame) -> set[str]:
 
 
 def test_btc_perpetual_variant(btc_perpetual_day: Path, tmp_path: Path) -> None:
-    run = _check_variant("mean_reversion_btc_binance_usdm_bars.yaml", btc_perpetual_day, "2025-05-05T14:00:00Z", tmp_path, 28, "309e9f1b0cc777e6")
+    run = _check_variant("mean_reversion_btc_binance_usdm_bars.yaml", btc_perpetual_day, "2025-05-05T14:00:00Z", tmp_path, 28, "daae21480de4fe54")
 
     assert _sides_traded(run.fills) == {"BUY", "SELL"}  # a perpetual is traded long and short
 
 
 @pytest.mark.requires_shared
 def test_eth_perpetual_variant(eth_perpetual_day: Path, tmp_path: Path) -> None:
-    run = _check_variant("mean_reversion_eth_binance_usdm_bars.yaml", eth_perpetual_day, "2025-05-05T14:00:00Z", tmp_path, 36, "2a8650c8c62bcace")
+    run = _check_variant("mean_reversion_eth_binance_usdm_bars.yaml", eth_perpetual_day, "2025-05-05T14:00:00Z", tmp_path, 36, "cad24b679db6242a")
 
     assert _sides_traded(run.fills) == {"BUY", "SELL"}
 
