@@ -165,8 +165,9 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     oms_type : str, default "NETTING"
         One position per instrument, as on the venue.
     starting_balances : list[str]
-        Balances at the start, e.g. ``["10000 USDT", "0.001 BTC"]``. A little base asset is held because
-        Binance takes the buy commission in the bought asset, as the emulator does.
+        Balances at the start, e.g. ``["10000 USDT", "0.001 BTC"]``: required, the venue model file is the one
+        place they are written (the emulator reads them from it too, ``keel.starting_balances``). A little base
+        asset is held because Binance takes the buy commission in the bought asset.
     default_leverage : float, default 1.0
         Leverage of a ``MARGIN`` account (nautilus's margin model; 1.0 holds the full notional as margin).
     book_type : str, default "L2_MBP"
@@ -186,7 +187,7 @@ class VenueModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     name: str = "BINANCE"
     account_type: str = "CASH"
     oms_type: str = "NETTING"
-    starting_balances: list[str] = msgspec.field(default_factory=lambda: ["10000 USDT", "0.001 BTC", "0.01 ETH"])
+    starting_balances: list[str]
     default_leverage: float = 1.0
     book_type: str = "L2_MBP"
     close_out_before_end_ms: float = 1000.0

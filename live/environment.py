@@ -153,8 +153,6 @@ class EmulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         ISO-8601 start of the replayed data window; null starts at the first record.
     end : str, optional
         ISO-8601 end of the replayed data window; null replays to the last record.
-    starting_balances : dict[str, str]
-        Account balances at start, asset -> amount.
     slippage_bps : float
         Fault knob: market fills are worse by this many basis points.
     drop_fill_every : int
@@ -174,7 +172,6 @@ class EmulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     speed: float = 1.0
     start: str | None = None
     end: str | None = None
-    starting_balances: dict[str, str] = msgspec.field(default_factory=lambda: {"USDT": "10000"})
     slippage_bps: float = 0.0
     drop_fill_every: int = 0
     order_latency_ms: float = 0.0

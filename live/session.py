@@ -50,6 +50,7 @@ from keel.pnl import PortfolioPnl
 from keel.pnl import portfolio_pnl
 from keel.settings import default_catalog_path
 from keel.settings import sessions_dir
+from keel.starting_balances import starting_balances
 from keel.settlement import catalog_funding
 from keel.variant import load_variant
 from keel.variant import write_variant
@@ -248,7 +249,7 @@ class _Venue:
 
 
 class _EmulatorVenue(AbstractContextManager):
-    def __init__(self, settings: EmulatorSettings, instrument_ids: list[str], credentials: ApiCredentials) -> None:
+    def __init__(self, settings: EmulatorSettings, instrument_ids: list[str], credentials: ApiCredentials, balances: dict[str, str]) -> None:
         from keel.live.emulator import EmulatorConfig
         from keel.live.emulator import EmulatorThread
 
@@ -262,7 +263,7 @@ class _EmulatorVenue(AbstractContextManager):
             speed=settings.speed,
             start_ns=settings.start_ns,
             end_ns=settings.end_ns,
-            starting_balances=dict(settings.starting_balances),
+            starting_balances=balances,
             slippage_bps=settings.slippage_bps,
             drop_fill_every=settings.drop_fill_every,
             order_latency_ms=settings.order_latency_ms,
@@ -284,7 +285,7 @@ class _EmulatorVenue(AbstractContextManager):
 
 def _venue(environment: LiveEnvironment, instrument_ids: list[str], credentials: ApiCredentials) -> AbstractContextManager:
     if environment.kind == "emulator":
-        return _EmulatorVenue(environment.emulator, instrument_ids, credentials)
+        return _EmulatorVenue(environment.emulator, instrument_ids, credentials, starting_balances(environment.venue))
     endpoints = environment.endpoints
     return nullcontext(
         _Venue(

@@ -66,7 +66,7 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     speed: float = 1.0
     start_ns: int | None = None
     end_ns: int | None = None
-    starting_balances: dict[str, str] = msgspec.field(default_factory=lambda: {"USDT": "10000"})
+    starting_balances: dict[str, str]
     slippage_bps: float = 0.0
     drop_fill_every: int = 0
     order_latency_ms: float = 0.0

@@ -141,4 +141,4 @@ def test_faults_update_takes_integers_as_basis_points() -> None:
 @pytest.mark.parametrize("value", [-0.01, float("inf"), float("nan")])
 def test_emulator_config_refuses_a_bad_extra_fee(sample_catalog: Path, value: float) -> None:
     with pytest.raises(ValueError, match=r"EmulatorConfig\.extra_fee_bps: expected a finite number >= 0"):
-        EmulatorConfig(catalog_path=str(sample_catalog), instrument_ids=["BTCUSDT.BINANCE"], api_key="k", api_secret="s", extra_fee_bps=value)
+        EmulatorConfig(catalog_path=str(sample_catalog), instrument_ids=["BTCUSDT.BINANCE"], api_key="k", api_secret="s", starting_balances={"USDT": "10000"}, extra_fee_bps=value)
