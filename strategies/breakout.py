@@ -174,7 +174,7 @@ class Breakout(KeelStrategy):
             if not self.cache.order(self.working_order).is_closed:
                 return
             self.working_order = None
-            self.sync_position()
+            self.sync_position(price)
         # The cheap no-trade conditions first: inside the channel when flat, on the right side of the stop when not.
         if self.direction == 0:
             if price > self.channel.upper:
@@ -199,10 +199,15 @@ class Breakout(KeelStrategy):
                 return
         self.working_order = self.flatten(self.config.instrument_id)
         if self.working_order is None:  # only dust was left: flat already
-            self.sync_position()
+            self.sync_position(price)
 
-    def sync_position(self) -> None:
-        """Read the position after an order closed; a new position gets its stop k x ATR from its entry price."""
+    def sync_position(self, price: float) -> None:
+        """
+        Read the position after an order closed; a new position gets its stop k x ATR from its entry price.
+
+        The entry price is the entry order's average fill price, or ``price`` for a position no entry of this
+        run made (one found after a rejected entry, say): its stop must still be a number.
+        """
         instrument_id = self.config.instrument_id
         was_flat = self.direction == 0
         if self.closable(instrument_id) is None:
@@ -210,8 +215,8 @@ class Breakout(KeelStrategy):
             self.stop_price = math.nan
             return
         self.direction = 1 if self.signed_position(instrument_id) > 0 else -1
-        if was_flat and self.entry_filled > 0:
-            entry_price = self.entry_notional / self.entry_filled
+        if was_flat:
+            entry_price = self.entry_notional / self.entry_filled if self.entry_filled > 0 else price
             self.stop_price = entry_price - self.direction * self.config.stop_atr_multiple * self.atr.value
 
     def on_order_filled(self, event: OrderFilled) -> None:
