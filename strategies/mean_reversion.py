@@ -170,7 +170,7 @@ class MeanReversion(KeelStrategy):
         super().__init__(config)
         self.prices = RollingMoments(config.window)
         self.returns = RollingMoments(config.volatility_window)
-        self.last_price = 0.0
+        self.previous_price = 0.0
         self.entry_z_squared = config.entry_z * config.entry_z
         self.max_volatility_squared = None if config.max_volatility_bps is None else (config.max_volatility_bps / 10_000) ** 2
         self.allows_short = False
@@ -200,9 +200,9 @@ class MeanReversion(KeelStrategy):
 
     def on_price(self, price: float) -> None:
         """Update the windows with one price event and decide on it."""
-        if self.last_price > 0.0:
-            self.returns.push(price / self.last_price - 1.0)
-        self.last_price = price
+        if self.previous_price > 0.0:
+            self.returns.push(price / self.previous_price - 1.0)
+        self.previous_price = price
         self.prices.push(price)
         if not self.is_warm():
             return
@@ -242,6 +242,10 @@ class MeanReversion(KeelStrategy):
         if self._order_working():
             return
         self.working_order = self.flatten(self.config.instrument_id)
+        if self.working_order is None:
+            # Nothing an order can close (dust below the minimum notional): flat as far as decisions go.
+            self.position_side = FLAT
+            self.held_events = 0
 
     def _order_working(self) -> bool:
         # One order at a time: acting on the position while an order is in flight is how latency differences
@@ -255,8 +259,9 @@ class MeanReversion(KeelStrategy):
 
     def _refresh_position_side(self) -> None:
         # Fills are rare: the position is read from the portfolio here and kept as an int for every price event.
+        # A remainder no order can close at the last price (the dust rule, as ``flatten`` applies it) is flat.
         instrument_id = self.config.instrument_id
-        if self.closable(instrument_id) is None:
+        if self.closable(instrument_id, self.previous_price or None) is None:
             side = FLAT
         else:
             side = LONG if self.signed_position(instrument_id) > 0 else SHORT
@@ -274,7 +279,7 @@ class MeanReversion(KeelStrategy):
         super().on_reset()
         self.prices.reset()
         self.returns.reset()
-        self.last_price = 0.0
+        self.previous_price = 0.0
         self.position_side = FLAT
         self.held_events = 0
         self.armed = True
