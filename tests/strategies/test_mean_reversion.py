@@ -22,6 +22,8 @@ from nautilus_trader.model.identifiers import InstrumentId
 from keel.backtests.result import RunResult
 from keel.backtests.result import load_run
 from keel.backtests.runner import run_backtest
+from keel.backtests.sweep import load_space
+from keel.backtests.sweep import space_path_for
 from keel.data.bars import ingest_ohlcv_bars
 from keel.data.funding import ingest_funding_rates
 from keel.data.instruments import binance_usdm_instruments
@@ -55,6 +57,16 @@ def test_config_rejects_a_window_of_one_price() -> None:
 def test_config_rejects_bars_of_another_instrument() -> None:
     with pytest.raises(ValueError, match="bar_type"):
         MeanReversionConfig(instrument_id=BTCUSDT, bar_type=BarType.from_str("ETHUSDT.BINANCE-1-MINUTE-LAST-EXTERNAL"))
+
+
+@pytest.mark.parametrize("instrument", ["btc", "eth"])
+@pytest.mark.parametrize("venue", ["binance_spot", "binance_usdm_bars"])
+def test_every_variant_has_a_sweep_space_its_config_accepts(instrument: str, venue: str) -> None:
+    path = VARIANTS / f"mean_reversion_{instrument}_{venue}.yaml"
+
+    space = load_space(space_path_for(path), load_variant(path))  # builds the strategy at the space's lows
+
+    assert {"window", "entry_z", "exit_z"} <= set(space.parameters)
 
 
 def test_rolling_moments_equal_numpy_on_real_prices(sample_catalog: Path) -> None:
