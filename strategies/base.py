@@ -166,11 +166,26 @@ class KeelStrategy(Strategy):
     def flatten(self, instrument_id: InstrumentId) -> ClientOrderId | None:
         """Send the market order that closes the position (reduce-only on derivatives); return its id, or None."""
         position = self.signed_position(instrument_id)
-        quantity = self.closable(instrument_id)
+        # At the last price the node saw, so a remainder below the minimum notional counts as dust instead of
+        # being sent and denied.
+        quantity = self.closable(instrument_id, self.last_price(instrument_id))
         if quantity is None:
             return None
         side = OrderSide.SELL if position > 0 else OrderSide.BUY
         return self.submit_market(instrument_id, side, quantity, reduce_only=not isinstance(self.instrument(instrument_id), CurrencyPair))
+
+    def last_price(self, instrument_id: InstrumentId) -> float | None:
+        """Return the last trade price the node saw, else the last quote's mid, else the last bar's close; None if none."""
+        trade = self.cache.trade_tick(instrument_id)
+        if trade is not None:
+            return float(trade.price)
+        quote = self.cache.quote_tick(instrument_id)
+        if quote is not None:
+            return (float(quote.bid_price) + float(quote.ask_price)) / 2
+        bars = [bar_type for bar_type in self.cache.bar_types(instrument_id=instrument_id)]
+        closes = [self.cache.bar(bar_type) for bar_type in bars]
+        latest = max((bar for bar in closes if bar is not None), key=lambda bar: bar.ts_event, default=None)
+        return float(latest.close) if latest is not None else None
 
     def order_tags(self) -> list[str] | None:
         """Return the tags every order carries: the variant id."""
