@@ -74,8 +74,9 @@ class MLSignal(KeelStrategy):
     """
     Trade the sign of a model's predicted forward return, one position at a time.
 
-    On start the model is loaded from ``model_uri`` (scikit-learn flavour: predicting on a preallocated numpy
-    row avoids the pyfunc wrapper's per-call DataFrame) with the feature spec stored in its metadata. Every trade
+    On start the model is loaded from ``model_uri`` with the feature spec stored in its metadata; the strategy
+    calls the raw scikit-learn model on a preallocated numpy row (the pyfunc wrapper builds a DataFrame and checks
+    the schema on every call). Every trade
     print updates the features; every ``predict_every_events``-th print, once they are ready, the model predicts,
     the prediction is published as the ``ml_prediction`` signal, and the position follows it: enter beyond
     ``entry_bps``, exit on the opposite signal or after ``max_holding_events`` prints. Decisions depend only on
