@@ -27,14 +27,18 @@ DEFAULT_COPIES = (2, 8)
 TARGET_BYTES = 4 * 1024**3
 MODES = {"streamed": "default", "loaded at once": None}
 
+# The child reports VmHWM (the peak of its own address space), not getrusage's ru_maxrss: Linux keeps ru_maxrss
+# across exec, so a child forked from this process (holding the ingest's memory) would report the parent's peak.
 _CHILD = """
-import json, resource, sys
+import json, re, sys
+from pathlib import Path
 from keel.backtests.runner import DEFAULT_CHUNK_SIZE, run_backtest
 from keel.variant import load_variant
 catalog, run_dir, chunk = sys.argv[1], sys.argv[2], sys.argv[3]
 run = run_backtest(load_variant(sys.argv[4]), catalog, run_dir=run_dir, log_to_mlflow=False, tearsheet=False,
                    chunk_size=DEFAULT_CHUNK_SIZE if chunk == "default" else None)
-print(json.dumps({"peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "engine_secs": run.summary.elapsed_secs}))
+peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({"peak_kib": peak_kib, "engine_secs": run.summary.elapsed_secs}))
 """
 
 
