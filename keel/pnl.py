@@ -373,13 +373,25 @@ def total_equity(curves: Sequence[pl.DataFrame]) -> pl.DataFrame:
 
 
 def round_trips(fills: pl.DataFrame, terms: InstrumentTerms) -> list[float]:
-    """Return the net P&L of each completed round trip of one instrument: flat → position → flat."""
+    """
+    Return the net P&L of each completed round trip of one instrument: flat -> position -> flat.
+
+    A fill that takes the position through zero (a reversal on a perpetual) ends the trip with the part of it that
+    closes the position and starts the next one with the rest, its cash and fee split in proportion.
+    """
     trips: list[float] = []
     position = 0.0
     cash = 0.0
     for row in fill_cash_flows(fills, terms).sort("ts_event").iter_rows(named=True):
-        position += row["base_gross"]
-        cash += row["quote_gross"] - row["fee_quote"]
+        quantity = row["base_gross"]
+        flow = row["quote_gross"] - row["fee_quote"]
+        after = position + quantity
+        if abs(position) > FLAT_EPSILON and abs(after) > FLAT_EPSILON and (after > 0) != (position > 0):
+            closing = abs(position) / abs(quantity)
+            trips.append(cash + closing * flow)
+            position, cash = after, (1 - closing) * flow
+            continue
+        position, cash = after, cash + flow
         # The bought-asset fee leaves dust that cannot be sold: a trip ends when the gross position is flat.
         if abs(position) <= FLAT_EPSILON:
             trips.append(cash)

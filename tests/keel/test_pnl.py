@@ -13,6 +13,7 @@ from keel.pnl import equity_curve
 from keel.pnl import funding_payments
 from keel.pnl import pnl_components
 from keel.pnl import portfolio_pnl
+from keel.pnl import round_trips
 from keel.pnl import total_equity
 
 BTCUSDT = InstrumentTerms(instrument_id="BTCUSDT.BINANCE", base_currency="BTC", quote_currency="USDT", perpetual=False)
@@ -156,3 +157,20 @@ def test_instruments_in_different_currencies_do_not_add_up() -> None:
 
     with pytest.raises(PnlInputError, match=r"P&L in \['USDT'\] cannot be added to P&L in FDUSD"):
         portfolio_pnl(fills, terms, {BTCUSDT.instrument_id: 60_000.0}, funding_payments(fills, pl.DataFrame(), pl.DataFrame(), BTCUSDT))
+
+
+def test_a_reversal_ends_one_round_trip_and_starts_the_next() -> None:
+    # Long 0.01, then sell 0.03 (close 0.01 and go short 0.02), then buy 0.02 back.
+    fills = _fills(
+        ("BUY", 0.01, 60_000.0, 0.3, "USDT"),
+        ("SELL", 0.03, 60_100.0, 0.9015, "USDT"),
+        ("BUY", 0.02, 59_900.0, 0.599, "USDT"),
+        instrument_id=PERP.instrument_id,
+    )
+
+    trips = round_trips(fills, PERP)
+
+    long_trip = -0.01 * 60_000.0 - 0.3 + (0.03 * 60_100.0 - 0.9015) / 3
+    short_trip = (0.03 * 60_100.0 - 0.9015) * 2 / 3 - 0.02 * 59_900.0 - 0.599
+    assert trips == pytest.approx([long_trip, short_trip])
+    assert sum(trips) == pytest.approx(pnl_components(fills, PERP, mark_price=59_900.0).net)
