@@ -76,11 +76,11 @@ class MLSignal(KeelStrategy):
 
     On start the model is loaded from ``model_uri`` with the feature spec stored in its metadata; the strategy
     calls the raw scikit-learn model on a preallocated numpy row (the pyfunc wrapper builds a DataFrame and checks
-    the schema on every call). Every trade
-    print updates the features; every ``predict_every_events``-th print, once they are ready, the model predicts,
-    the prediction is published as the ``ml_prediction`` signal, and the position follows it: enter beyond
-    ``entry_bps``, exit on the opposite signal or after ``max_holding_events`` prints. Decisions depend only on
-    the prints and the strategy's own orders and position, never on the wall clock.
+    the schema on every call). Every trade print updates the features; every ``predict_every_events``-th print,
+    once they are ready, the model predicts, the prediction is published as the ``ml_prediction`` signal, and the
+    position follows it: enter beyond ``entry_bps``, exit on the opposite signal or after ``max_holding_events``
+    prints. Decisions depend only on the prints and the strategy's own orders and position, never on the wall
+    clock.
     """
 
     def __init__(self, config: MLSignalConfig) -> None:

@@ -24,6 +24,9 @@ from nautilus_trader.common.config import ImportableActorConfig
 from nautilus_trader.core.data import Data
 
 from keel.backtests.result import load_run
+from keel.backtests.runner import run_backtest
+from keel.data.binance_usdm_ingest import ingest_binance_usdm
+from keel.data.binance_usdm_ingest import sample_usdm_recordings
 from keel.fills import read_fills
 from keel.live.session import run_live_session
 from keel.live.session_layout import FILLS_PARQUET
@@ -197,6 +200,37 @@ def test_variant_round_trip_and_family_checks(
     # The strategy stopped (close-out) before the data's end: research's predictions it did not make are all after.
     close_out_ns = int(max(model.close_out_before_end_ms for model in run.venues.values()) * 1_000_000)
     assert (tape.ts_init[rows[len(full) :]] >= utc_nanos(run.summary.end) - close_out_ns).all()
+
+
+@pytest.fixture(scope="module")
+def usdm_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped 40 s of the BTCUSDT perpetual (trades, quotes, L2 deltas), 2024-08-08 23:54:15-23:54:55."""
+    path = tmp_path_factory.mktemp("usdm") / "catalog"
+    ingest_binance_usdm(sample_usdm_recordings(), path)
+    return path
+
+
+def _sides_opened(fills: pl.DataFrame) -> set[str]:
+    """Return the sides positions were opened on: a fill that starts from flat opens one."""
+    signed = fills.sort("ts_event").select(
+        "order_side", pl.when(pl.col("order_side") == "BUY").then(pl.col("last_qty")).otherwise(-pl.col("last_qty")).cum_sum().alias("after"),
+    )
+    before = signed["after"].shift(1, fill_value=0.0)
+    return set(signed.filter(before.abs() < 1e-12)["order_side"])
+
+
+def test_perpetual_is_traded_long_and_short(ml_home: dict[str, TrainingResult], usdm_catalog: Path, tmp_path: Path) -> None:
+    # No shipped perpetual tape is long enough to train on and trade after, so the BTC spot model (its features
+    # are ratios: scale-free) trades the 40 s perpetual slice, predicting every 10 prints.
+    spot = load_variant(VARIANTS / "ml_signal_btc_binance_spot.yaml")
+    overrides = {"instrument_id": "BTCUSDT-PERP.BINANCE", "model_uri": ml_home["btc"].model_uri, "predict_every_events": 10, "entry_bps": 0.5}
+    variant = msgspec.structs.replace(spot.with_config("ml_signal_btc_perpetual", overrides), venues=["binance_usdm"])
+
+    run = run_backtest(variant, usdm_catalog, run_dir=tmp_path / "run", log_to_mlflow=False, tearsheet=False)
+
+    assert_closed_out(run)
+    assert _sides_opened(run.fills) == {"BUY", "SELL"}
+    assert (run.fills.height, fills_fingerprint(run.fills)) == (24, "67fbb1878f65c6f9")
 
 
 @pytest.mark.slow
