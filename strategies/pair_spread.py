@@ -16,24 +16,15 @@ import numpy as np
 from nautilus_trader.config import NonNegativeFloat
 from nautilus_trader.config import PositiveFloat
 from nautilus_trader.config import PositiveInt
-from nautilus_trader.model.data import Bar
-from nautilus_trader.model.data import BarType
-from nautilus_trader.model.data import TradeTick
-from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.instruments import CurrencyPair
-from nautilus_trader.model.objects import Quantity
 
-from keel.strategies.base import KeelStrategy
-from keel.strategies.base import KeelStrategyConfig
-
-NANOSECONDS_PER_MILLISECOND = 1_000_000
+from keel.strategies.two_legs import TwoLegConfig
+from keel.strategies.two_legs import TwoLegStrategy
 
 
-class PairSpreadConfig(KeelStrategyConfig, frozen=True, kw_only=True):
+class PairSpreadConfig(TwoLegConfig, frozen=True, kw_only=True):
     """
-    Configuration for ``PairSpread`` (plus the fields every Keel strategy has, ``KeelStrategyConfig``).
+    Configuration for ``PairSpread`` (plus the sampling fields of every two-leg strategy, ``TwoLegConfig``).
 
     Parameters
     ----------
@@ -41,11 +32,6 @@ class PairSpreadConfig(KeelStrategyConfig, frozen=True, kw_only=True):
         The leg regressed (``y``, e.g. BTC); long the spread means long this leg.
     hedge_instrument_id : InstrumentId
         The regressor leg (``x``, e.g. ETH), on the same venue; long the spread means short this leg.
-    bar_spec : str, optional
-        Sample from bars ``<instrument>-<bar_spec>`` (e.g. ``1-MINUTE-LAST-EXTERNAL``) instead of trade ticks.
-    sample_interval_ms : PositiveInt, default 1000
-        One sample per interval of event time: the last price of each leg in the interval, taken when the first
-        event of a later interval arrives (with bars: the interval of the bars, so a sample holds both closes).
     window : PositiveInt, default 120
         Samples in the regression; no order before the window is full. At least 3.
     entry_z : PositiveFloat, default 2.0
@@ -61,8 +47,6 @@ class PairSpreadConfig(KeelStrategyConfig, frozen=True, kw_only=True):
 
     dependent_instrument_id: InstrumentId
     hedge_instrument_id: InstrumentId
-    bar_spec: str | None = None
-    sample_interval_ms: PositiveInt = 1000
     window: PositiveInt = 120
     entry_z: PositiveFloat = 2.0
     exit_z: NonNegativeFloat = 0.5
@@ -164,64 +148,26 @@ class RollingRegression:
         self.z = (y - self.intercept - self.slope * x) / math.sqrt(residual_variance) if residual_variance > 0.0 else math.nan
 
 
-class PairSpread(KeelStrategy):
+class PairSpread(TwoLegStrategy):
     """
     Mean reversion of a two-leg spread with a rolling hedge ratio, market orders, one pair at a time, flat on stop.
 
-    Decisions depend only on the two price streams (their event times included) and the strategy's own orders
-    and positions, never on the wall clock.
+    The first leg is the dependent, the second the hedge (``pair_side`` +1 is long the spread). Decisions depend
+    only on the two price streams (their event times included) and the strategy's own orders and positions, never
+    on the wall clock.
     """
 
     def __init__(self, config: PairSpreadConfig) -> None:
-        super().__init__(config)
+        super().__init__(config, config.dependent_instrument_id, config.hedge_instrument_id)
         self.regression = RollingRegression(config.window)
-        self.pair_side = 0  # +1 long the spread (long dependent, short hedge), -1 short it, 0 flat
-        self.working_orders: list[ClientOrderId] = []
-        self._dependent_id = config.dependent_instrument_id
-        self._interval_ns = config.sample_interval_ms * NANOSECONDS_PER_MILLISECOND
-        self._bucket = -1
-        self._dependent_price = math.nan
-        self._hedge_price = math.nan
         self._reference_dependent = math.nan
         self._reference_hedge = math.nan
 
     def is_warm(self) -> bool:
         return self.regression.is_full
 
-    def bar_types(self) -> list[BarType]:
-        """Return the bar types sampled (empty when sampling trade ticks)."""
-        if self.config.bar_spec is None:
-            return []
-        return [BarType.from_str(f"{instrument_id}-{self.config.bar_spec}") for instrument_id in (self._dependent_id, self.config.hedge_instrument_id)]
-
-    def on_start_strategy(self) -> None:
-        if self.config.bar_spec is None:
-            self.subscribe_trade_ticks(self._dependent_id)
-            self.subscribe_trade_ticks(self.config.hedge_instrument_id)
-        else:
-            for bar_type in self.bar_types():
-                self.subscribe_bars(bar_type)
-
-    def on_trade_tick(self, tick: TradeTick) -> None:
-        self._on_price(tick.instrument_id, tick.price.as_double(), tick.ts_event)
-
-    def on_bar(self, bar: Bar) -> None:
-        self._on_price(bar.bar_type.instrument_id, bar.close.as_double(), bar.ts_event)
-
-    def _on_price(self, instrument_id: InstrumentId, price: float, ts_event: int) -> None:
-        # The cheap path first: inside an interval an event only records its price.
-        bucket = ts_event // self._interval_ns
-        if bucket > self._bucket:
-            if self._bucket >= 0:
-                self._on_sample()
-            self._bucket = bucket
-        if instrument_id == self._dependent_id:
-            self._dependent_price = price
-        else:
-            self._hedge_price = price
-
-    def _on_sample(self) -> None:
-        dependent_price, hedge_price = self._dependent_price, self._hedge_price
+    def on_sample(self) -> None:
+        dependent_price, hedge_price = self.first_price, self.second_price
         if math.isnan(dependent_price) or math.isnan(hedge_price):
             return
         if math.isnan(self._reference_dependent):
@@ -240,79 +186,23 @@ class PairSpread(KeelStrategy):
         elif (self.pair_side > 0 and z < -self.config.exit_z) or (self.pair_side < 0 and z > self.config.exit_z):
             return
         # One action at a time: with orders in flight the positions are about to change.
-        for client_order_id in self.working_orders:
-            if not self.cache.order(client_order_id).is_closed:
-                return
+        if self.orders_in_flight():
+            return
         if self.pair_side == 0:
             self._enter(1 if z < 0 else -1)
         else:
-            self._exit()
+            self.unwind_pair()
 
     def _enter(self, side: int) -> None:
         slope = self.regression.slope
         if not self.config.min_hedge_ratio <= slope <= self.config.max_hedge_ratio:
             return
-        dependent_quantity, hedge_quantity = self.pair_quantities(slope)
-        dependent_side = OrderSide.BUY if side > 0 else OrderSide.SELL
-        hedge_side = OrderSide.SELL if side > 0 else OrderSide.BUY
-        self.working_orders = [
-            order_id
-            for order_id in (
-                self._submit_leg(self._dependent_id, dependent_side, dependent_quantity),
-                self._submit_leg(self.config.hedge_instrument_id, hedge_side, hedge_quantity),
-            )
-            if order_id is not None
-        ]
-        self.pair_side = side
-
-    def _exit(self) -> None:
-        self.working_orders = [
-            order_id
-            for order_id in (self.flatten(self._dependent_id), self.flatten(self.config.hedge_instrument_id))
-            if order_id is not None
-        ]
-        self.pair_side = 0
-
-    def _submit_leg(self, instrument_id: InstrumentId, side: OrderSide, quantity: Quantity) -> ClientOrderId | None:
-        # A spot pair cannot be sold short: a sale is only sent out of inventory the strategy holds.
-        if side == OrderSide.SELL and isinstance(self.instrument(instrument_id), CurrencyPair):
-            return None
-        return self.submit_market(instrument_id, side, quantity)
-
-    def pair_quantities(self, slope: float) -> tuple[Quantity, Quantity]:
-        """
-        Return the two legs' quantities for a hedge ratio ``slope`` at the last prices.
-
-        The hedge leg's notional is ``slope`` times the dependent leg's (a log-price regression's slope is a
-        ratio of returns). The leg whose minimum size needs the larger pair decides; the other leg is sized by
-        the slope, rounded to its step, and never below its own minimum.
-        """
-        dependent = self.instrument(self._dependent_id)
-        hedge = self.instrument(self.config.hedge_instrument_id)
-        dependent_price, hedge_price = self._dependent_price, self._hedge_price
-        dependent_minimum = self.entry_quantity(self._dependent_id, dependent_price)
-        hedge_minimum = self.entry_quantity(self.config.hedge_instrument_id, hedge_price)
-        dependent_notional = dependent_minimum.as_double() * dependent_price * float(dependent.multiplier)
-        hedge_notional = hedge_minimum.as_double() * hedge_price * float(hedge.multiplier)
-        if dependent_notional * slope >= hedge_notional:
-            wanted = dependent_notional * slope / (hedge_price * float(hedge.multiplier))
-            return dependent_minimum, max(hedge_minimum, hedge.make_qty(wanted))
-        wanted = hedge_notional / slope / (dependent_price * float(dependent.multiplier))
-        return max(dependent_minimum, dependent.make_qty(wanted)), hedge_minimum
-
-    def on_stop_strategy(self) -> None:
-        if self.config.bar_spec is None:
-            self.unsubscribe_trade_ticks(self._dependent_id)
-            self.unsubscribe_trade_ticks(self.config.hedge_instrument_id)
-        else:
-            for bar_type in self.bar_types():
-                self.unsubscribe_bars(bar_type)
+        # The hedge leg's notional is the slope times the dependent leg's: a log-price regression's slope is a
+        # ratio of returns.
+        dependent_quantity, hedge_quantity = self.pair_quantities(slope, in_notional=True)
+        self.enter_pair(side, dependent_quantity, hedge_quantity)
 
     def on_reset(self) -> None:
         super().on_reset()
         self.regression.reset()
-        self.pair_side = 0
-        self.working_orders = []
-        self._bucket = -1
-        self._dependent_price = self._hedge_price = math.nan
         self._reference_dependent = self._reference_hedge = math.nan
