@@ -174,6 +174,17 @@ def test_cross_venue_variant_decides_nothing_from_later_data(basis_catalog: Path
     assert_no_lookahead(load_variant(CROSS_VARIANT), basis_catalog, "2024-08-08T23:54:47Z", tmp_path, end=PERP_END)
 
 
+def test_a_spot_pair_as_the_perpetual_leg_stops_the_strategy_before_any_order(basis_catalog: Path, tmp_path: Path) -> None:
+    # ETH spot beside BTC spot: a ratio that moves, so the entry rule is met, but the short leg could never be sent.
+    shipped = load_variant(CROSS_VARIANT)
+    config = {**shipped.strategy.config, "perp_instrument_id": "ETHUSDT.BINANCE"}
+    variant = msgspec.structs.replace(shipped, venues=["binance_spot"], strategy=msgspec.structs.replace(shipped.strategy, config=config))
+
+    run = run_backtest(variant, basis_catalog, run_dir=tmp_path / "run", end=PERP_END, log_to_mlflow=False, tearsheet=False)
+
+    assert run.orders.height == 0
+
+
 def _bar_model(model: VenueModel, bars: VenueModel) -> VenueModel:
     """Return ``model`` on an L1 book moved by bars, with the bar model's fills and close-out lead."""
     return msgspec.structs.replace(model, book_type=bars.book_type, fills=bars.fills, close_out_before_end_ms=bars.close_out_before_end_ms)
