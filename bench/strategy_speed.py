@@ -121,7 +121,10 @@ def run(repeats: int = 3, variants_dir: Path = CONFIGS_DIR / "variants") -> tupl
             if catalog is None:
                 skipped.append(f"{variant.name}: no shipped sample for venues {variant.venues}")
                 continue
-            results.append(_measure(variant, catalog, Path(folder) / variant.name, repeats))
+            try:
+                results.append(_measure(variant, catalog, Path(folder) / variant.name, repeats))
+            except Exception as error:  # e.g. an ML variant whose model is not registered in this KEEL_HOME
+                skipped.append(f"{variant.name}: cannot run here: {str(error).splitlines()[0]}")
     return results, skipped
 
 
