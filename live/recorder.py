@@ -6,6 +6,7 @@ node saw. Every order event of the node goes into ``orders.parquet`` and its fil
 (the shared ``keel.fills`` layout). The actor works the same in a ``TradingNode`` and a backtest.
 """
 
+import threading
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import timedelta
@@ -84,6 +85,10 @@ class SessionRecorder(Actor):
         self._session_dir = Path(config.session_dir)
         self._catalog: ParquetDataCatalog | None = None
         self._streams: dict[tuple[type, InstrumentId], _Stream] = {}
+        # nautilus's live clock runs timer callbacks on its own thread: the periodic flush and the handlers (and
+        # the final flush at stop) would otherwise write one stream's records twice, or lose the ones appended
+        # while a flush swapped the buffer ("non-disjoint intervals" at the final flush, seen in sessions).
+        self._lock = threading.Lock()
         self._order_rows: list[dict[str, Any]] = []
         self._last_trade_prices: dict[str, str] = {}
         self._fills: list[OrderFilled] = []
@@ -129,7 +134,8 @@ class SessionRecorder(Actor):
         if self._listening_to_orders:
             self.msgbus.unsubscribe(topic="events.order.*", handler=self._on_order_event)
             self._listening_to_orders = False
-        self._write_order_events()
+        with self._lock:
+            self._write_order_events()
 
     def on_trade_tick(self, tick: TradeTick) -> None:
         self._last_trade_prices[tick.instrument_id.value] = str(tick.price)
@@ -200,10 +206,11 @@ class SessionRecorder(Actor):
             Write everything. Otherwise the records sharing the newest ``ts_init`` of each stream are held
             back, because catalog files of one stream must cover disjoint time intervals.
         """
-        if self._catalog is not None:
-            for stream in self._streams.values():
-                self._flush_stream(stream, final)
-        self._write_order_events()
+        with self._lock:
+            if self._catalog is not None:
+                for stream in self._streams.values():
+                    self._flush_stream(stream, final)
+            self._write_order_events()
 
     def summary(self) -> dict[str, Any]:
         """Return counts of what was recorded, records re-stamped to keep time order, the final books and last trade prices."""
@@ -228,10 +235,10 @@ class SessionRecorder(Actor):
             stream = self._streams[key] = _Stream()
         return stream
 
-    @staticmethod
-    def _append(stream: _Stream, record: Any) -> None:
-        stream.records.append(record)
-        stream.last_ts_init = record.ts_init
+    def _append(self, stream: _Stream, record: Any) -> None:
+        with self._lock:
+            stream.records.append(record)
+            stream.last_ts_init = record.ts_init
 
     def _flush_stream(self, stream: _Stream, final: bool) -> None:
         records = stream.records
