@@ -6,6 +6,8 @@ needs no service to work: the catalog is Parquet files, MLflow and Optuna use SQ
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +45,28 @@ def sessions_dir() -> Path:
 def mlflow_tracking_uri() -> str:
     """Return ``$MLFLOW_TRACKING_URI``, or a SQLite store in the home folder."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{keel_home() / 'mlflow.db'}"
+
+
+@contextmanager
+def mlflow_fluent_store() -> Iterator[str]:
+    """
+    Point mlflow's fluent API (``mlflow.start_run``, ``mlflow.pyfunc.load_model``) at Keel's store for a block.
+
+    ``mlflow.set_tracking_uri`` also sets ``$MLFLOW_TRACKING_URI`` for the whole process, which would pin every later
+    run of the process to this store whatever ``$KEEL_HOME`` says; the previous URI and variable come back after the
+    block. Code that can use an explicit ``MlflowClient(tracking_uri=...)`` should (``keel.backtests.tracking`` does).
+    """
+    import mlflow
+
+    variable = os.environ.get("MLFLOW_TRACKING_URI")
+    previous = mlflow.get_tracking_uri()
+    uri = mlflow_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable

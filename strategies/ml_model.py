@@ -28,7 +28,7 @@ from keel.data.catalog_layout import TRADE_TICK
 from keel.data.catalog_layout import catalog_files
 from keel.data.inventory import read_columns
 from keel.settings import keel_home
-from keel.settings import mlflow_tracking_uri
+from keel.settings import mlflow_fluent_store
 from keel.strategies.ml_features import FeatureSpec
 from keel.strategies.ml_features import batch_features
 from keel.timestamps import optional_utc_nanos
@@ -244,27 +244,27 @@ def train_signal_model(
 
     # MLflow sends usage telemetry unless told not to (as keel.backtests.tracking does).
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=(keel_home() / "mlartifacts").as_uri())
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=model_name) as run:
-        mlflow.log_params({
-            "instrument_id": instrument_id, "catalog": str(catalog), "start": str(start), "end": str(end),
-            "label_horizon": label_horizon, "folds": folds, "seed": seed, "rows": int(rows.size), **spec.to_dict(),
-        })
-        for step, score in enumerate(scores):
-            mlflow.log_metrics({"oos_information_coefficient": score.information_coefficient, "oos_hit_rate": score.hit_rate}, step=step)
-        logged = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            registered_model_name=model_name,
-            signature=infer_signature(features[rows[:100]], model.predict(features[rows[:100]])),
-            metadata={"features": spec.to_dict(), "label_horizon": label_horizon, "instrument_id": instrument_id},
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            # Named, not inferred: inferring runs the model in a subprocess, seconds for nothing.
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-        )
+    with mlflow_fluent_store():
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=(keel_home() / "mlartifacts").as_uri())
+        mlflow.set_experiment(EXPERIMENT)
+        with mlflow.start_run(run_name=model_name) as run:
+            mlflow.log_params({
+                "instrument_id": instrument_id, "catalog": str(catalog), "start": str(start), "end": str(end),
+                "label_horizon": label_horizon, "folds": folds, "seed": seed, "rows": int(rows.size), **spec.to_dict(),
+            })
+            for step, score in enumerate(scores):
+                mlflow.log_metrics({"oos_information_coefficient": score.information_coefficient, "oos_hit_rate": score.hit_rate}, step=step)
+            logged = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=model_name,
+                signature=infer_signature(features[rows[:100]], model.predict(features[rows[:100]])),
+                metadata={"features": spec.to_dict(), "label_horizon": label_horizon, "instrument_id": instrument_id},
+                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                # Named, not inferred: inferring runs the model in a subprocess, seconds for nothing.
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+            )
     return TrainingResult(model_uri=f"models:/{model_name}/{logged.registered_model_version}", run_id=run.info.run_id, folds=scores)
 
 

@@ -1,6 +1,5 @@
 """ML-driven signal: a model trained offline (``keel.strategies.ml_model``) predicts the forward return from tape features."""
 
-from decimal import ROUND_FLOOR
 
 import numpy as np
 from nautilus_trader.config import NonNegativeFloat
@@ -14,10 +13,8 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CryptoFuture
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.model.objects import FIXED_PRECISION
-from nautilus_trader.model.objects import Quantity
 
-from keel.settings import mlflow_tracking_uri
-from keel.sizing import closable_quantity
+from keel.settings import mlflow_fluent_store
 from keel.strategies.base import KeelStrategy
 from keel.strategies.base import KeelStrategyConfig
 from keel.strategies.ml_features import FeatureSpec
@@ -164,18 +161,6 @@ class MLSignal(KeelStrategy):
             self.held_events = 0
         self.position_side = side
 
-    def closable(self, instrument_id: InstrumentId, price: float | None = None) -> Quantity | None:
-        """Return the part of the position an order can close, or None when flat or dust."""
-        # Workaround until keel.sizing.closable_quantity rounds in Decimal: its float floor takes 0.0039 ETH to
-        # 0.0038 and leaves unsellable dust. The position is floored on the step here and handed on a thousandth
-        # of a step above it, which the float floor keeps.
-        instrument = self.instrument(instrument_id)
-        step = instrument.size_increment.as_decimal()
-        on_step = (abs(self.signed_position(instrument_id)) / step).to_integral_value(rounding=ROUND_FLOOR) * step
-        if on_step == 0:
-            return None
-        return closable_quantity(instrument, on_step + step / 1000, price)
-
     def on_stop_strategy(self) -> None:
         self.unsubscribe_trade_ticks(self.config.instrument_id)
 
@@ -201,14 +186,14 @@ def load_signal_model(model_uri: str) -> tuple[object, FeatureSpec]:
     import mlflow  # costs seconds to import: only strategies of this family pay it, once per process
     from threadpoolctl import threadpool_limits
 
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    try:
-        loaded = mlflow.pyfunc.load_model(model_uri)
-    except Exception as error:  # mlflow raises MlflowException, OSError or its own subclasses depending on the store
-        raise ValueError(
-            f"model_uri {model_uri!r}: no such model in {mlflow_tracking_uri()} ({error}); train and register one with "
-            "python -m keel.strategies.ml_model (docs/strategies/ml.md)",
-        ) from error
+    with mlflow_fluent_store() as store:
+        try:
+            loaded = mlflow.pyfunc.load_model(model_uri)
+        except Exception as error:  # mlflow raises MlflowException, OSError or its own subclasses depending on the store
+            raise ValueError(
+                f"model_uri {model_uri!r}: no such model in {store} ({error}); train and register one with "
+                "python -m keel.strategies.ml_model (docs/strategies/ml.md)",
+            ) from error
     metadata = loaded.metadata.metadata or {}
     if "features" not in metadata:
         raise ValueError(f"model_uri {model_uri!r}: its metadata has no 'features' (a FeatureSpec); expected a model logged by keel.strategies.ml_model")
