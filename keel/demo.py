@@ -64,9 +64,8 @@ def demo(
     _step(4, f"live session: {best_variant.name} on the loopback Binance emulator at {speed}x")
     session = run_live_session(best_variant, "emulator", overrides=EmulatorOverrides(catalog=catalog, speed=speed))
     typer.echo(f"   {session.orders} orders, {session.fills} fills, flat after stop: {'yes' if session.flat else 'NO'}")
-    pnl = session.session.get("pnl", {})
-    if "net" in pnl:
-        typer.echo(f"   net P&L {pnl['net']:.4f} {pnl['currency']} (gross {pnl['gross']:.4f}, fees {pnl['fees']:.4f}), from the session's fills")
+    pnl = session.pnl
+    typer.echo(f"   net P&L {pnl.net:.4f} {pnl.currency} (gross {pnl.gross:.4f}, fees {pnl.fees:.4f}), from the session's fills")
 
     _step(5, "gate: backtest over the recorded session vs live fills")
     gate = run_gate(best_variant, session.session_dir)
