@@ -151,8 +151,9 @@ def run_backtest(
     catalog = ParquetDataCatalog(str(catalog_path))
     files = catalog_files(catalog_path)
     present = {instrument_id: _data_types_with_data(files, instrument_id, start_ns, end_ns) for instrument_id in variant.instrument_ids}
+    versions = {instrument_id: catalog.instruments(instrument_ids=[instrument_id]) for instrument_id in variant.instrument_ids}
     for instrument_id, data_types in present.items():
-        if not catalog.instruments(instrument_ids=[instrument_id]):
+        if not versions[instrument_id]:
             raise BacktestInputError(f"{catalog_path}: no instrument {instrument_id} in the catalog (ingest it first)")
         if "trade_tick" not in data_types and "bar" not in data_types:
             raise BacktestInputError(f"{catalog_path}: no trades or bars for {instrument_id} in the requested window")
@@ -171,7 +172,7 @@ def run_backtest(
     last_data_ns = max(item.last_ts for item in market)
     start_ns = start_ns or first_ns
     last_ns = min(end_ns, last_data_ns) if end_ns else last_data_ns
-    instruments = {instrument_id: in_force(catalog.instruments(instrument_ids=[instrument_id]), start_ns) for instrument_id in variant.instrument_ids}
+    instruments = {instrument_id: in_force(versions[instrument_id], start_ns) for instrument_id in variant.instrument_ids}
     terms = {instrument_id: InstrumentTerms.of(instrument) for instrument_id, instrument in instruments.items()}
     currencies = {item.quote_currency for item in terms.values()}
     if len(currencies) != 1:
