@@ -69,6 +69,8 @@ class CloseOutController(Controller):
     def _sweep(self, event: TimeEvent) -> None:
         for strategy in self._trader.strategies():
             flatten_all = getattr(strategy, "flatten_all", None)
-            if flatten_all is not None and not strategy.is_running and self.cache.positions_open(strategy_id=strategy.id):
-                self.log.warning(f"{strategy.id} stopped holding a position (an order was in flight at its stop): flattening it")
-                flatten_all()
+            if flatten_all is None or strategy.is_running or not self.cache.positions_open(strategy_id=strategy.id):
+                continue
+            # A spot position left as dust (a base-asset commission) sends nothing: only a real close is reported.
+            if flatten_all():
+                self.log.warning(f"{strategy.id} stopped holding a position (an order was in flight at its stop): flattened it")

@@ -129,18 +129,23 @@ class KeelStrategy(Strategy):
         self.flatten_all()
         self.on_stop_strategy()
 
-    def flatten_all(self) -> None:
+    def flatten_all(self) -> list[ClientOrderId]:
         """
-        Cancel every order of the traded instruments (working and in flight) and close every position.
+        Cancel every order of the traded instruments (working and in flight) and close every position; return the
+        closing orders sent (none when flat or holding only dust).
 
         An order in flight may still fill after this (a market order is not cancellable): the close-out
         controller calls this again once it has, since a stopped strategy receives no more events.
         """
+        sent = []
         for instrument_id in self._instruments:
             self.cancel_all_orders(instrument_id)
             for order in self.cache.orders_inflight(instrument_id=instrument_id, strategy_id=self.id):
                 self.cancel_order(order)
-            self.flatten(instrument_id)
+            order_id = self.flatten(instrument_id)
+            if order_id is not None:
+                sent.append(order_id)
+        return sent
 
     def on_reset(self) -> None:
         self.consecutive_rejections = 0
